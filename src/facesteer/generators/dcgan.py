@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from facesteer.errors import FacesteerError
@@ -60,6 +61,66 @@ class DCGANNetwork(nn.Module):
         return self.main(z.reshape(len(z), self.z_dim, 1, 1))
 
 
+def fold_batchnorm(conv: nn.ConvTranspose2d, norm: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight (Cin, Cout, k, k) and bias (Cout,) of ``norm(conv(x))`` as one transposed convolution.
+
+    In eval mode BatchNorm is the per-channel affine map y = (x - mean) / sqrt(var + eps) * gamma + beta.
+    """
+    weight = conv.weight.detach()
+    if norm is None:
+        return weight.clone(), torch.zeros(weight.shape[1])
+    scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach()
+    bias = (norm.bias - norm.running_mean * scale).detach()
+    return weight * scale[None, :, None, None], bias
+
+
+class FusedDCGAN(nn.Module):
+    """Inference form of a :class:`DCGANNetwork` in eval mode: the same function, computed faster on CPU.
+
+    Measured in ``bench/generator.py``; three changes, each worth it there:
+
+    - BatchNorm folded into the preceding transposed convolution (one pass over memory instead of two);
+    - the first layer (1x1 input -> 4x4) is one matrix product (N, 100) @ (100, 512*16);
+    - the last layer (64 -> 3 channels) is a matrix product followed by col2im (``F.fold``), which is what a
+      transposed convolution is; oneDNN's kernel for 3 output channels runs at a fraction of its usual speed.
+    """
+
+    def __init__(self, network: DCGANNetwork) -> None:
+        super().__init__()
+        layers = list(network.main)
+        convs = [m for m in layers if isinstance(m, nn.ConvTranspose2d)]
+        norms = [layers[layers.index(c) + 1] for c in convs]
+        folded = [
+            fold_batchnorm(c, n if isinstance(n, nn.BatchNorm2d) else None) for c, n in zip(convs, norms, strict=True)
+        ]
+        first_weight, first_bias = folded[0]
+        self.z_dim = first_weight.shape[0]
+        self.first_channels = first_weight.shape[1]
+        # (z_dim, C*16) so that z @ W gives the 4x4 feature map in NCHW order
+        self.register_buffer("first_weight", first_weight.reshape(self.z_dim, -1).contiguous())
+        self.register_buffer("first_bias", first_bias.repeat_interleave(16))
+        for index, (weight, bias) in enumerate(folded[1:-1]):
+            self.register_buffer(f"weight{index}", weight.contiguous())
+            self.register_buffer(f"bias{index}", bias)
+        self.middle = len(folded) - 2
+        last_weight, _ = folded[-1]
+        self.out_channels = last_weight.shape[1]
+        # (Cout*16, Cin): columns for F.fold, whose channel layout is (Cout, kh, kw)
+        self.register_buffer("last_weight", last_weight.reshape(last_weight.shape[0], -1).t().contiguous())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, z_dim) -> (N, 3, 64, 64) in [-1, 1]."""
+        n = len(z)
+        x = torch.addmm(self.first_bias, z, self.first_weight).reshape(n, self.first_channels, 4, 4).relu_()
+        for index in range(self.middle):
+            weight, bias = getattr(self, f"weight{index}"), getattr(self, f"bias{index}")
+            x = F.conv_transpose2d(x, weight, bias, stride=2, padding=1).relu_()
+        channels, height, width = x.shape[1:]
+        columns = torch.matmul(self.last_weight, x.reshape(n, channels, height * width))
+        image = F.fold(columns, (2 * height, 2 * width), kernel_size=4, stride=2, padding=1)
+        return image.tanh_()
+
+
 def packaged_weights_path() -> Path:
     """Where the installed ``gan-face-generate`` keeps ``weights.tar`` (found without importing it)."""
     spec = importlib.util.find_spec(PACKAGE)
@@ -92,12 +153,16 @@ class DCGANFaceGenerator(Generator):
         if state is None:
             raise FacesteerError(f"{self.weights_path} has no 'netG_state_dict' entry")
         self.network = DCGANNetwork(self.z_dim)
-        self.network.load_state_dict(state)
+        try:
+            self.network.load_state_dict(state)
+        except RuntimeError as error:
+            raise FacesteerError(f"{self.weights_path} does not hold a 64x64 DCGAN (nz=100, ngf=64): {error}") from None
         self.network.eval().requires_grad_(False)
+        self.fused = FusedDCGAN(self.network)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "weights": f"{PACKAGE_PIN}/{WEIGHTS_FILE}"}
 
     def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
         self.check_codes(codes, space)
-        return self.network(codes)
+        return self.fused(codes)
