@@ -32,10 +32,15 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2)
 
 
 def save_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
-    """Write a uint8 (H, W, 3) picture as PNG via a temporary file, so no half-written file is left."""
+    """Write a uint8 (H, W, 3) picture as PNG via a temporary file, so no half-written file is left.
+
+    Missing parent folders are created.
+    """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FacesteerError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FacesteerError(f"cannot write {path}: {error.strerror} ({error.filename})") from None
     temporary = path.with_name(path.name + ".tmp")
     try:
         Image.fromarray(image).save(temporary, format="PNG")

@@ -1,0 +1,339 @@
+"""InterFaceGAN boundaries: train a linear SVM per attribute, store its unit normal, condition it on others.
+
+A boundary is a hyperplane n . z = 0 in a latent space that separates faces with and without an attribute;
+its unit normal n is the editing direction (z' = z + alpha * n). Files are InterFaceGAN's: ``NAME.npy`` holds
+n with shape (1, d), float32, unit norm; facesteer adds ``NAME.json`` beside it (attribute, space,
+generator, conditions, sample counts, accuracies). InterFaceGAN's published ``.npy`` files load as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesteer.errors import FacesteerError
+from facesteer.svm import fit_linear_svm
+
+
+@dataclass(frozen=True)
+class ConfidentSplit:
+    """Which samples InterFaceGAN's protocol uses for what (indices into the valid rows).
+
+    Attributes:
+        train_positive, train_negative, validation_positive, validation_negative: index arrays.
+        remaining: the middle samples (the "all" set), with ``remaining_labels`` (bool).
+    """
+
+    train_positive: np.ndarray
+    train_negative: np.ndarray
+    validation_positive: np.ndarray
+    validation_negative: np.ndarray
+    remaining: np.ndarray
+    remaining_labels: np.ndarray
+
+
+def chosen_count(num: int, ratio: float) -> int:
+    """Samples taken at each end: ``int(num * ratio)`` for 0 < ratio <= 1, else ``int(ratio)``; <= num // 2."""
+    if ratio <= 0:
+        raise FacesteerError(f"ratio must be > 0 (a fraction in (0, 1] or a count), got {ratio}")
+    chosen = int(num * ratio) if ratio <= 1 else int(ratio)
+    return min(chosen, num // 2)
+
+
+def confident_split(
+    scores: np.ndarray, ratio: float = 0.02, split: float = 0.7, seed: int = 0, threshold: float | None = None
+) -> ConfidentSplit:
+    """InterFaceGAN's sample selection on valid (finite) scores.
+
+    Sort by score, descending (ties keep index order); the top ``chosen`` are positives and the bottom
+    ``chosen`` negatives; each group is shuffled by ``numpy.random.default_rng(seed)`` (positives first);
+    the first ``int(chosen * split)`` of each group train, the rest validate. The middle samples form the
+    "all" set, positive where score >= (max + min) / 2, or >= ``threshold`` when given.
+
+    Args:
+        scores: (N,) finite scores.
+
+    Raises:
+        FacesteerError: constant scores, or too few samples for the ratio and split.
+    """
+    if not 0 < split < 1:
+        raise FacesteerError(f"split must be in (0, 1), got {split}")
+    num = len(scores)
+    chosen = chosen_count(num, ratio)
+    train = int(chosen * split)
+    if train < 1 or chosen - train < 1:
+        raise FacesteerError(
+            f"too few valid samples: {num} valid scores with ratio {ratio} give {chosen} per side, "
+            f"{train} to train and {chosen - train} to validate; need at least 1 of each (sample more or raise --ratio)"
+        )
+    if scores.max() == scores.min():
+        raise FacesteerError(f"all {num} scores are equal ({scores.max()}); a constant attribute has no boundary")
+    order = np.argsort(-scores, kind="stable")
+    positive, negative = order[:chosen].copy(), order[num - chosen :].copy()
+    rng = np.random.default_rng(seed)
+    rng.shuffle(positive)
+    rng.shuffle(negative)
+    remaining = order[chosen : num - chosen]
+    cut = (scores.max() + scores.min()) / 2 if threshold is None else threshold
+    return ConfidentSplit(
+        train_positive=positive[:train],
+        train_negative=negative[:train],
+        validation_positive=positive[train:],
+        validation_negative=negative[train:],
+        remaining=remaining,
+        remaining_labels=scores[remaining] >= cut,
+    )
+
+
+@dataclass(frozen=True)
+class BoundaryFit:
+    """What :func:`train_boundary` returns.
+
+    Attributes:
+        normal: (1, d) float32 unit normal of the hyperplane, pointing to higher scores.
+        intercept: the SVM's intercept (InterFaceGAN drops it; edits use hyperplanes through the origin).
+        validation_accuracy: accuracy on the held-out confident samples.
+        all_accuracy: accuracy on the remaining middle samples, None if there are none.
+        counts: sample counts (valid, chosen per side, train per side, validation per side, remaining).
+    """
+
+    normal: np.ndarray
+    intercept: float
+    validation_accuracy: float
+    all_accuracy: float | None
+    counts: dict[str, int]
+
+
+def _check_codes_and_scores(codes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    codes = np.asarray(codes)
+    scores = np.asarray(scores)
+    if codes.ndim != 2:
+        raise FacesteerError(f"codes must have shape (N, d), got {codes.shape}")
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        scores = scores[:, 0]
+    if scores.ndim != 1:
+        raise FacesteerError(f"scores must have shape (N,) or (N, 1), got {scores.shape}")
+    if len(codes) != len(scores):
+        raise FacesteerError(f"codes and scores differ in length: {len(codes)} codes, {len(scores)} scores")
+    if not np.issubdtype(scores.dtype, np.number):
+        raise FacesteerError(f"scores must be numbers, got dtype {scores.dtype}")
+    scores = scores.astype(np.float64)
+    if np.isinf(scores).any():
+        raise FacesteerError(f"scores contain {int(np.isinf(scores).sum())} infinite values")
+    return codes, scores
+
+
+def train_boundary(
+    codes: np.ndarray,
+    scores: np.ndarray,
+    ratio: float = 0.02,
+    split: float = 0.7,
+    seed: int = 0,
+    threshold: float | None = None,
+) -> BoundaryFit:
+    """Train an attribute boundary with InterFaceGAN's protocol.
+
+    Rows whose score is NaN (no face) are dropped; then :func:`confident_split` picks the samples, a linear
+    SVM with C = 1 (:func:`facesteer.svm.fit_linear_svm`, equivalent to ``SVC(kernel="linear")``) is fit on
+    the training samples, and the accuracies are measured with its full decision function.
+
+    Args:
+        codes: (N, d) latent codes.
+        scores: (N,) or (N, 1) attribute scores; NaN = unknown.
+        ratio: fraction (0 < ratio <= 1) or count (> 1) of samples taken at each end.
+        split: fraction of each confident group used for training.
+        seed: seed of the shuffles.
+        threshold: label of the middle samples: score >= threshold (default (max + min) / 2).
+
+    Raises:
+        FacesteerError: wrong shapes, infinite scores or codes, constant scores, too few valid samples.
+    """
+    codes, scores = _check_codes_and_scores(codes, scores)
+    valid = np.flatnonzero(~np.isnan(scores))
+    if len(valid) < 2:
+        raise FacesteerError(f"only {len(valid)} of {len(scores)} scores are valid (not NaN); nothing to train on")
+    valid_codes = np.asarray(codes[valid], dtype=np.float64)
+    if not np.isfinite(valid_codes).all():
+        raise FacesteerError("codes contain NaN or infinite values")
+    valid_scores = scores[valid]
+    chosen = confident_split(valid_scores, ratio, split, seed, threshold)
+
+    train_x = valid_codes[np.concatenate([chosen.train_positive, chosen.train_negative])]
+    train_y = np.r_[np.ones(len(chosen.train_positive)), np.zeros(len(chosen.train_negative))]
+    weights, intercept = fit_linear_svm(train_x, train_y)
+    norm = np.linalg.norm(weights)
+    if norm == 0:
+        raise FacesteerError("the SVM found no separating direction (all weights are zero)")
+
+    def accuracy(indices: np.ndarray, labels: np.ndarray) -> float:
+        return float(np.mean((valid_codes[indices] @ weights + intercept > 0) == labels))
+
+    validation = np.concatenate([chosen.validation_positive, chosen.validation_negative])
+    validation_labels = np.r_[np.ones(len(chosen.validation_positive)), np.zeros(len(chosen.validation_negative))]
+    return BoundaryFit(
+        normal=(weights / norm).astype(np.float32)[None, :],
+        intercept=intercept / norm,
+        validation_accuracy=accuracy(validation, validation_labels.astype(bool)),
+        all_accuracy=accuracy(chosen.remaining, chosen.remaining_labels) if len(chosen.remaining) else None,
+        counts={
+            "valid": len(valid),
+            "chosen_per_side": len(chosen.train_positive) + len(chosen.validation_positive),
+            "train_per_side": len(chosen.train_positive),
+            "validation_per_side": len(chosen.validation_positive),
+            "remaining": len(chosen.remaining),
+        },
+    )
+
+
+def as_unit_row(vector: np.ndarray, what: str = "direction") -> np.ndarray:
+    """A direction as a float64 (1, d) unit row; accepts (d,) or (1, d)."""
+    vector = np.asarray(vector, dtype=np.float64)
+    if vector.ndim == 1:
+        vector = vector[None, :]
+    if vector.ndim != 2 or vector.shape[0] != 1:
+        raise FacesteerError(f"{what} must have shape (1, d) or (d,), got {vector.shape}")
+    norm = np.linalg.norm(vector)
+    if not np.isfinite(norm) or norm == 0:
+        raise FacesteerError(f"{what} is zero or not finite")
+    return vector / norm
+
+
+def project_boundary(primal: np.ndarray, *conditions: np.ndarray) -> np.ndarray:
+    """Remove from ``primal`` its components along ``conditions``: conditional manipulation.
+
+    Solves (C C^T) x = C n for the k conditions C (k, d) and returns n - C^T x, normalised: the unit vector
+    closest to n that is orthogonal to every condition. For one condition this is n - (n.c) c, and for two
+    InterFaceGAN's closed form.
+
+    Args:
+        primal: (1, d) or (d,) direction n.
+        conditions: any number of (1, d) or (d,) directions.
+
+    Returns:
+        (1, d) float32 unit vector.
+
+    Raises:
+        FacesteerError: dimensions differ, conditions are linearly dependent, or the primal lies in their span.
+    """
+    n = as_unit_row(primal, "primal boundary")
+    if not conditions:
+        return n.astype(np.float32)
+    rows = [as_unit_row(c, f"condition {i + 1}") for i, c in enumerate(conditions)]
+    for i, row in enumerate(rows):
+        if row.shape[1] != n.shape[1]:
+            raise FacesteerError(f"condition {i + 1} has dimension {row.shape[1]}, the primal {n.shape[1]}")
+    c = np.concatenate(rows)
+    gram = c @ c.T
+    smallest = np.linalg.eigvalsh(gram)[0]
+    if smallest < 1e-6:
+        raise FacesteerError(
+            f"the {len(rows)} conditions are linearly dependent (smallest Gram eigenvalue {smallest:.2e}); "
+            "drop the redundant one"
+        )
+    x = np.linalg.solve(gram, c @ n[0])
+    residual = n[0] - x @ c
+    if np.linalg.norm(residual) < 1e-6:
+        raise FacesteerError("the primal boundary lies in the span of the conditions (parallel); nothing is left")
+    return (residual / np.linalg.norm(residual)).astype(np.float32)[None, :]
+
+
+@dataclass
+class Boundary:
+    """A boundary's unit normal and what it was trained on.
+
+    Attributes:
+        normal: (1, d) float32 unit vector.
+        attribute: the attribute it edits (positive direction = more of it).
+        space: latent space of the normal (``"z"``, ``"w"``).
+        generator: generator name, or None when unknown (published files).
+        conditions: attributes it was made orthogonal to.
+        info: everything else for the sidecar (counts, accuracies, ratio, split, seed, source run).
+    """
+
+    normal: np.ndarray
+    attribute: str
+    space: str = "z"
+    generator: str | None = None
+    conditions: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.normal.shape[1])
+
+    def sidecar(self) -> dict[str, Any]:
+        return {
+            "attribute": self.attribute,
+            "space": self.space,
+            "generator": self.generator,
+            "conditions": self.conditions,
+            "dim": self.dim,
+            **self.info,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``path`` (.npy, InterFaceGAN format) and its ``.json`` sidecar, each atomically."""
+        path = Path(path)
+        if path.suffix != ".npy":
+            raise FacesteerError(f"boundary files end in .npy, got {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        normal = np.asarray(self.normal, dtype=np.float32).reshape(1, -1)
+        for target, write in [
+            (path, lambda handle: np.save(handle, normal)),
+            (path.with_suffix(".json"), lambda handle: handle.write(json.dumps(self.sidecar(), indent=2).encode())),
+        ]:
+            temporary = target.with_name(target.name + ".tmp")
+            with temporary.open("wb") as handle:
+                write(handle)
+            os.replace(temporary, target)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Boundary:
+        """Read a boundary ``.npy`` (ours or InterFaceGAN's) and its sidecar when there is one.
+
+        Without a sidecar the attribute is taken from the file name (``stylegan_ffhq_age_boundary.npy`` ->
+        ``stylegan_ffhq_age``) and the space and generator are unknown.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FacesteerError(f"boundary file {path} not found")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise FacesteerError(f"{path} is not a readable .npy array: {error}") from None
+        if array.ndim not in (1, 2) or (array.ndim == 2 and array.shape[0] != 1):
+            raise FacesteerError(f"{path} holds shape {array.shape}; a boundary has shape (1, d)")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise FacesteerError(f"{path} holds {array.dtype} values; a boundary is floating point")
+        normal = as_unit_row(array, f"boundary {path.name}").astype(np.float32)
+        sidecar_path = path.with_suffix(".json")
+        if sidecar_path.is_file():
+            try:
+                sidecar = json.loads(sidecar_path.read_text())
+            except json.JSONDecodeError as error:
+                raise FacesteerError(f"{sidecar_path} is corrupt: {error}") from None
+            known = {"attribute", "space", "generator", "conditions", "dim"}
+            return cls(
+                normal=normal,
+                attribute=sidecar.get("attribute", path.stem),
+                space=sidecar.get("space", "z"),
+                generator=sidecar.get("generator"),
+                conditions=list(sidecar.get("conditions", [])),
+                info={k: v for k, v in sidecar.items() if k not in known},
+            )
+        attribute = path.stem.removesuffix("_boundary")
+        return cls(normal=normal, attribute=attribute, space="w" if attribute.endswith("_w") else "z")
+
+    def check_matches(self, dim: int, space: str, generator: str | None = None) -> None:
+        """Refuse a boundary whose dimension (or known space) does not fit the codes it will edit."""
+        if self.dim != dim:
+            raise FacesteerError(
+                f"boundary {self.attribute!r} has dimension {self.dim} but the {space!r} space"
+                f"{f' of {generator}' if generator else ''} has dimension {dim}"
+            )
