@@ -27,7 +27,7 @@ def test_recovers_a_known_hyperplane():
     assert fit.normal.shape == (1, 100) and fit.normal.dtype == np.float32
     assert np.linalg.norm(fit.normal) == pytest.approx(1, abs=1e-6)
     assert float(fit.normal[0] @ truth) >= 0.99
-    assert fit.validation_accuracy > 0.8 and 0.6 < fit.all_accuracy < 1
+    assert fit.validation_accuracy > 0.8 and 0.55 < fit.all_accuracy < 1  # the middle is near the cut
 
 
 def test_exact_protocol_on_a_hand_checkable_case():
