@@ -157,29 +157,44 @@ def train_boundary(
     valid = np.flatnonzero(~np.isnan(scores))
     if len(valid) < 2:
         raise FacesteerError(f"only {len(valid)} of {len(scores)} scores are valid (not NaN); nothing to train on")
-    valid_codes = np.asarray(codes[valid], dtype=np.float64)
-    if not np.isfinite(valid_codes).all():
-        raise FacesteerError("codes contain NaN or infinite values")
-    valid_scores = scores[valid]
-    chosen = confident_split(valid_scores, ratio, split, seed, threshold)
+    chosen = confident_split(scores[valid], ratio, split, seed, threshold)
 
-    train_x = valid_codes[np.concatenate([chosen.train_positive, chosen.train_negative])]
-    train_y = np.r_[np.ones(len(chosen.train_positive)), np.zeros(len(chosen.train_negative))]
+    def rows(indices: np.ndarray) -> np.ndarray:
+        """Codes of valid-row ``indices``, float64; only these rows are read (codes may be memory-mapped)."""
+        selected = np.asarray(codes[np.sort(valid[indices])] if len(indices) else codes[:0], dtype=np.float64)
+        if not np.isfinite(selected).all():
+            raise FacesteerError("codes contain NaN or infinite values")
+        return selected
+
+    def labelled(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # rows() reads in file order; keep each code with its label by sorting positives and negatives apart
+        x = np.concatenate([rows(positive), rows(negative)])
+        return x, np.r_[np.ones(len(positive), bool), np.zeros(len(negative), bool)]
+
+    train_x, train_y = labelled(chosen.train_positive, chosen.train_negative)
     weights, intercept = fit_linear_svm(train_x, train_y)
     norm = np.linalg.norm(weights)
     if norm == 0:
         raise FacesteerError("the SVM found no separating direction (all weights are zero)")
 
-    def accuracy(indices: np.ndarray, labels: np.ndarray) -> float:
-        return float(np.mean((valid_codes[indices] @ weights + intercept > 0) == labels))
+    validation_x, validation_y = labelled(chosen.validation_positive, chosen.validation_negative)
+    validation_accuracy = float(np.mean((validation_x @ weights + intercept > 0) == validation_y))
 
-    validation = np.concatenate([chosen.validation_positive, chosen.validation_negative])
-    validation_labels = np.r_[np.ones(len(chosen.validation_positive)), np.zeros(len(chosen.validation_negative))]
+    all_accuracy = None
+    if len(chosen.remaining):
+        correct = 0
+        order = np.argsort(valid[chosen.remaining], kind="stable")  # read the middle rows in file order
+        for lo in range(0, len(order), 65536):
+            part = order[lo : lo + 65536]
+            predicted = rows(chosen.remaining[part]) @ weights + intercept > 0
+            correct += int(np.sum(predicted == chosen.remaining_labels[part]))
+        all_accuracy = correct / len(chosen.remaining)
+
     return BoundaryFit(
         normal=(weights / norm).astype(np.float32)[None, :],
         intercept=intercept / norm,
-        validation_accuracy=accuracy(validation, validation_labels.astype(bool)),
-        all_accuracy=accuracy(chosen.remaining, chosen.remaining_labels) if len(chosen.remaining) else None,
+        validation_accuracy=validation_accuracy,
+        all_accuracy=all_accuracy,
         counts={
             "valid": len(valid),
             "chosen_per_side": len(chosen.train_positive) + len(chosen.validation_positive),

