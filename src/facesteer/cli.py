@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from facesteer import modelfiles
-from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, load_scorer
+from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_workers, load_scorer
 from facesteer.errors import FacesteerError
 from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, load_generator
 from facesteer.images import image_grid, save_png
@@ -34,6 +34,7 @@ ModelsOption = typer.Option(
     None, "--models", help=f"model files folder (default: ${modelfiles.ENV_VAR} or ../shared/models)"
 )
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
+WorkersOption = typer.Option(default_workers(), "--workers", min=1, help="scorer processes (default: one per core)")
 
 
 def _print_json(content: Any) -> None:
@@ -123,13 +124,14 @@ def sample(
     models: Path | None = ModelsOption,
     chunk_size: int = typer.Option(512, "--chunk-size", min=1, help="rows per commit to disk"),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="images synthesized and scored at a time"),
+    workers: int = WorkersOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Sample latent codes, synthesize and score the faces, and store them as a resumable LatentDataset."""
     from facesteer.latents import sample_dataset
 
     model = load_generator(generator)
-    scoring = None if scorer == "none" else load_scorer(scorer, models)
+    scoring = None if scorer == "none" else load_scorer(scorer, models, workers)
     try:
         dataset = sample_dataset(model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet)
     finally:
@@ -181,6 +183,241 @@ def check_scorer(
             rows,
         )
     )
+
+
+@app.command("train-boundary")
+def train_boundary_command(
+    run: Path = typer.Argument(..., help="dataset folder written by `facesteer sample`"),
+    attribute: str | None = typer.Option(None, "--attribute", "-a", help="attribute to train (name in the run)"),
+    all_attributes: bool = typer.Option(False, "--all", help="train every attribute of the run"),
+    scores_file: Path | None = typer.Option(
+        None, "--scores", help="your own scores for the run's codes, (N,) or (N, 1) .npy"
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="FILE.npy (one attribute) or folder (--all); default RUN/boundaries"
+    ),
+    ratio: float = typer.Option(0.02, "--ratio", help="fraction (<= 1) or count (> 1) of samples at each end"),
+    split: float = typer.Option(0.7, "--split", help="fraction of the confident samples used for training"),
+    space: str = typer.Option("z", "--space", help="latent space of the codes"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the shuffles"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Train InterFaceGAN boundaries (linear SVMs on the most confident samples) for a sampled run."""
+    import numpy as np
+
+    from facesteer.boundaries import Boundary, train_boundary
+    from facesteer.evaluation import train_all_boundaries
+    from facesteer.latents import LatentDataset
+
+    dataset = LatentDataset(run)
+    if not dataset.is_complete:
+        raise FacesteerError(f"{run} is incomplete ({dataset.rows_complete} of {dataset.num} rows); finish sampling")
+    if all_attributes == (attribute is not None):
+        raise FacesteerError("give either --attribute NAME or --all")
+    if all_attributes:
+        if scores_file is not None:
+            raise FacesteerError("--scores trains one custom attribute: use it with --attribute NAME")
+        folder = out or run / "boundaries"
+        boundaries = train_all_boundaries(dataset, folder, space=space, ratio=ratio, split=split, seed=seed)
+    else:
+        if scores_file is not None:
+            if not scores_file.is_file():
+                raise FacesteerError(f"scores file {scores_file} not found")
+            try:
+                scores = np.load(scores_file, allow_pickle=False)
+            except (ValueError, OSError) as error:
+                raise FacesteerError(f"{scores_file} is not a readable .npy array: {error}") from None
+        else:
+            scores = dataset.scores(attribute)
+        fit = train_boundary(dataset.codes(space), scores, ratio=ratio, split=split, seed=seed)
+        boundary = Boundary(
+            fit.normal,
+            attribute,
+            space,
+            dataset.manifest["generator"]["name"],
+            info={
+                "validation_accuracy": fit.validation_accuracy,
+                "all_accuracy": fit.all_accuracy,
+                "counts": fit.counts,
+                "ratio": ratio,
+                "split": split,
+                "seed": seed,
+                "run": str(run),
+                **({"scores_file": str(scores_file)} if scores_file else {}),
+            },
+        )
+        boundary.save(out or run / "boundaries" / f"{attribute}.npy")
+        boundaries = {attribute: boundary}
+    rows = [
+        [
+            a,
+            f"{b.info['validation_accuracy']:.3f}",
+            "-" if b.info["all_accuracy"] is None else f"{b.info['all_accuracy']:.3f}",
+            b.info["counts"]["train_per_side"],
+            b.info["counts"]["validation_per_side"],
+            b.info["counts"]["remaining"],
+        ]
+        for a, b in boundaries.items()
+    ]
+    if as_json:
+        _print_json({a: b.sidecar() for a, b in boundaries.items()})
+        return
+    console.print(
+        _table(
+            f"Boundaries of {run} (space {space}, ratio {ratio}, split {split})",
+            ["attribute", "validation acc", "all acc", "train/side", "val/side", "remaining"],
+            rows,
+        )
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def condition(
+    ctx: typer.Context,
+    primal: Path = typer.Argument(..., help="boundary .npy to condition"),
+    on: Path = typer.Option(..., "--on", help="boundary .npy files to make it orthogonal to: --on C1.npy [C2.npy ...]"),
+    out: Path = typer.Option(..., "--out", "-o", help="output .npy (a .json sidecar is written beside it)"),
+) -> None:
+    """Project a boundary off one or more others (conditional manipulation)."""
+    from facesteer.boundaries import Boundary, project_boundary
+
+    extra = [a for a in ctx.args if a.startswith("-")]
+    if extra:
+        raise FacesteerError(f"unexpected option {extra[0]}")
+    conditions = [Boundary.load(p) for p in [on, *map(Path, ctx.args)]]
+    base = Boundary.load(primal)
+    normal = project_boundary(base.normal, *(c.normal for c in conditions))
+    names = [c.attribute for c in conditions]
+    result = Boundary(
+        normal,
+        base.attribute,
+        base.space,
+        base.generator,
+        base.conditions + names,
+        {"primal": str(primal), "condition_files": [str(on), *ctx.args]},
+    )
+    result.save(out)
+    console.print(
+        f"wrote {out}: {base.attribute} conditioned on {', '.join(names)}; "
+        f"cosine with the primal {float(normal[0] @ base.normal[0]):.3f}"
+    )
+
+
+@app.command()
+def correlate(
+    boundaries: list[Path] = typer.Argument(..., help="boundary .npy files"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Cosine similarity matrix of boundaries."""
+    from facesteer.boundaries import Boundary
+    from facesteer.evaluation import cosine_matrix
+
+    loaded = [Boundary.load(p) for p in boundaries]
+    dims = {b.dim for b in loaded}
+    if len(dims) > 1:
+        raise FacesteerError(f"boundaries have different dimensions: {sorted(dims)}")
+    matrix = cosine_matrix([b.normal for b in loaded])
+    names = [p.stem for p in boundaries]
+    if as_json:
+        _print_json({"boundaries": names, "cosine": matrix.round(6).tolist()})
+        return
+    console.print(
+        _table(
+            "Cosine between boundaries",
+            ["", *names],
+            [[name, *(f"{v:+.3f}" for v in row)] for name, row in zip(names, matrix, strict=True)],
+        )
+    )
+
+
+@app.command()
+def edit(
+    boundary: Path = typer.Option(..., "--boundary", "-b", help="boundary .npy (its normal is the direction)"),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG for the grid"),
+    generator: str = GeneratorOption,
+    seed: int = typer.Option(0, "--seed", min=0),
+    num: int = typer.Option(4, "--num", "-n", min=1, max=64, help="faces (rows)"),
+    distance_range: tuple[float, float] = typer.Option((-3.0, 3.0), "--range", help="signed distances START END"),
+    steps: int = typer.Option(7, "--steps", min=1, max=32, help="columns after the original"),
+) -> None:
+    """Walk faces across a boundary: rows = faces, columns = steps; the original is framed in red."""
+    from facesteer.boundaries import Boundary
+    from facesteer.visualize import save_edit_grid
+
+    model = load_generator(generator)
+    direction = Boundary.load(boundary)
+    direction.check_matches(model.z_dim, "z", model.name)
+    start, end = distance_range
+    save_edit_grid(out, model, model.sample_z(num, seed), direction.normal, start, end, steps)
+    console.print(f"wrote {out}: {num} faces x {steps} steps along {direction.attribute} ({start:+g} to {end:+g})")
+
+
+def _print_evaluation(result: dict[str, Any]) -> None:
+    attributes = result["attributes"]
+    accuracy = [
+        [
+            a,
+            f"{result['accuracy'][a]['validation']:.3f}",
+            "-" if result["accuracy"][a]["all"] is None else f"{result['accuracy'][a]['all']:.3f}",
+        ]
+        for a in attributes
+    ]
+    console.print(_table("Boundary accuracy", ["attribute", "validation", "all"], accuracy))
+    for name in ("plain", "conditioned"):
+        matrix = result["edit_effects_standardized"][name]
+        console.print(
+            _table(
+                f"Edit effects, {name} boundaries (std units per unit step; rows edited, columns measured)",
+                ["", *attributes],
+                [[f"edit {a}", *(f"{v:+.3f}" for v in row)] for a, row in zip(attributes, matrix, strict=True)],
+            )
+        )
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="dataset folder written by `facesteer sample`"),
+    scorer: str = typer.Option(DEFAULT_SCORER, "--scorer", help="scorer that measures the edit effects"),
+    edit_codes: int = typer.Option(500, "--edit-codes", min=1, help="held-out codes moved along each boundary"),
+    alpha: float = typer.Option(2.0, "--alpha", min=0.01, help="step for the edit effects (central differences)"),
+    models: Path | None = ModelsOption,
+    workers: int = WorkersOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """InterFaceGAN's evaluation of a run: accuracies, cosines, correlations, edit effects; writes RUN/report.md."""
+    from facesteer.evaluation import evaluate_run
+
+    with load_scorer(scorer, models, workers) as scoring:
+        result = evaluate_run(run, scoring, edit_codes=edit_codes, alpha=alpha, progress=not as_json)
+    if as_json:
+        _print_json(result)
+        return
+    _print_evaluation(result)
+    console.print(f"report: {run / 'report.md'}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="folder for the samples, boundaries and report"),
+    num: int = typer.Option(6000, "--num", "-n", min=100, help="faces to sample and score"),
+    edit_codes: int = typer.Option(500, "--edit-codes", min=1, help="held-out codes for the edit effects"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    models: Path | None = ModelsOption,
+    workers: int = WorkersOption,
+) -> None:
+    """The whole InterFaceGAN pipeline on the default generator: sample, score, train, evaluate, report."""
+    from facesteer.evaluation import evaluate_run
+    from facesteer.latents import sample_dataset
+
+    model = load_generator(DEFAULT_GENERATOR)
+    with load_scorer(DEFAULT_SCORER, models, workers) as scoring:
+        console.print(f"1/3 sampling {num} faces from {model.name} and scoring them with {scoring.name}")
+        dataset = sample_dataset(model, scoring, out, num, seed)
+        console.print(f"    {dataset.manifest['rows_without_face']} of {num} faces not found by the scorer")
+        console.print("2/3 training the boundaries, 3/3 evaluating them")
+        result = evaluate_run(out, scoring, edit_codes=edit_codes)
+    _print_evaluation(result)
+    console.print(f"report: {out / 'report.md'} (figures in {out / 'figures'})")
 
 
 def _is_click_error(error: BaseException, name: str) -> bool:

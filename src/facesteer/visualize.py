@@ -1,0 +1,119 @@
+"""Pictures: edit grids (faces x steps along a direction) and labelled heatmaps of matrices."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from facesteer.editing import interpolate
+from facesteer.generators.base import Generator
+from facesteer.images import save_png
+
+ORIGINAL_FRAME = (220, 30, 30)
+
+
+def _label_strip(width: int, cells: Sequence[tuple[int, str]], height: int = 14) -> np.ndarray:
+    strip = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default()
+    for center, text in cells:
+        left = center - draw.textlength(text, font=font) / 2
+        draw.text((left, 1), text, fill=(0, 0, 0), font=font)
+    return np.asarray(strip)
+
+
+def edit_grid(
+    generator: Generator,
+    codes: np.ndarray,
+    direction: np.ndarray,
+    start: float = -3.0,
+    end: float = 3.0,
+    steps: int = 7,
+    space: str = "z",
+    padding: int = 2,
+) -> np.ndarray:
+    """A picture of faces walked along ``direction``: one row per code, one column per step.
+
+    The first column is each original face, framed in red; the next ``steps`` columns are the faces at signed
+    distances linspace(start, end, steps) from the boundary (:func:`facesteer.editing.interpolate`). A strip
+    on top gives each column's distance.
+
+    Args:
+        codes: (N, d) codes of ``space``.
+        direction: (1, d) or (d,) boundary normal.
+
+    Returns:
+        uint8 (H, W, 3) picture.
+    """
+    walks = interpolate(codes, direction, start, end, steps)  # (N, steps, d)
+    size = generator.resolution
+    originals = generator.synthesize(np.asarray(codes, np.float32), space)
+    edited = generator.synthesize(walks.reshape(-1, walks.shape[-1]), space).reshape(len(codes), steps, size, size, 3)
+    cell = size + padding
+    gap = cell // 3  # extra space separating the originals from the walk
+    width = padding + cell * (steps + 1) + gap
+    grid = np.full((padding + cell * len(codes), width, 3), 255, np.uint8)
+    for row in range(len(codes)):
+        top = padding + row * cell
+        frame = originals[row].copy()
+        frame[:2], frame[-2:], frame[:, :2], frame[:, -2:] = (
+            ORIGINAL_FRAME,
+            ORIGINAL_FRAME,
+            ORIGINAL_FRAME,
+            ORIGINAL_FRAME,
+        )
+        grid[top : top + size, padding : padding + size] = frame
+        for column in range(steps):
+            left = padding + gap + (column + 1) * cell
+            grid[top : top + size, left : left + size] = edited[row, column]
+    distances = np.linspace(start, end, steps)
+    labels = [(padding + size // 2, "orig")] + [
+        (padding + gap + (i + 1) * cell + size // 2, f"{d:+.1f}") for i, d in enumerate(distances)
+    ]
+    return np.concatenate([_label_strip(width, labels), grid])
+
+
+def save_heatmap(
+    path: str | os.PathLike[str],
+    matrix: np.ndarray,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    title: str,
+    symmetric: bool = True,
+    fmt: str = "{:.2f}",
+) -> Path:
+    """Save a labelled heatmap of ``matrix`` (len(rows), len(columns)) as PNG, each cell annotated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix, dtype=float)
+    limit = float(np.nanmax(np.abs(matrix))) or 1.0
+    figure, axes = plt.subplots(figsize=(1.1 * len(columns) + 2, 0.8 * len(rows) + 1.5))
+    image = axes.imshow(matrix, cmap="RdBu_r", vmin=-limit if symmetric else None, vmax=limit if symmetric else None)
+    axes.set_xticks(range(len(columns)), columns, rotation=30, ha="right")
+    axes.set_yticks(range(len(rows)), rows)
+    for (i, j), value in np.ndenumerate(matrix):
+        text = "-" if np.isnan(value) else fmt.format(value)
+        color = "white" if abs(value) > 0.6 * limit else "black"
+        axes.text(j, i, text, ha="center", va="center", fontsize=9, color=color)
+    axes.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
+
+
+def save_edit_grid(path: str | os.PathLike[str], *args, **kwargs) -> Path:
+    """:func:`edit_grid` written to ``path`` as PNG."""
+    return save_png(path, edit_grid(*args, **kwargs))
