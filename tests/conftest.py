@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from facesteer.cli import main
 from facesteer.generators import load_generator
 from facesteer.modelfiles import MODEL_FILES, file_status, models_dir
 
@@ -37,3 +39,39 @@ def teachers():
 
     with TeacherScorer() as scorer:
         yield scorer
+
+
+@dataclass
+class Result:
+    """What a CLI run returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run(capsys):
+    """Run the CLI in this process (as the console script would) and capture what it prints."""
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def one_line_error(result: Result, *fragments: str) -> None:
+    """Assert a user error: exit status 2 and one line on stderr holding every fragment."""
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facesteer: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]

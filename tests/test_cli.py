@@ -1,37 +1,9 @@
 import json
-from dataclasses import dataclass
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from facesteer.cli import main
-
-from .conftest import UTKFACE, requires_models
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def run(capsys):
-    """Run the CLI in this process (as the console script would) and capture what it prints."""
-
-    def invoke(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
+from .conftest import UTKFACE, one_line_error, requires_models
 
 
 def test_info_json_lists_generators_scorers_and_model_files(run):
@@ -58,40 +30,31 @@ def test_generate_writes_a_grid(run, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
 
 
-def _one_line_error(result: Result, *fragments: str) -> None:
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("facesteer: error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
 def test_bad_arguments_give_one_line_and_exit_2(run, tmp_path):
-    _one_line_error(run("generate", "--num", "abc", "--out", str(tmp_path / "x.png")), "--num")
-    _one_line_error(run("generate", "--num", "0", "--out", str(tmp_path / "x.png")), "--num")
-    _one_line_error(run("generate"), "--out")
+    one_line_error(run("generate", "--num", "abc", "--out", str(tmp_path / "x.png")), "--num")
+    one_line_error(run("generate", "--num", "0", "--out", str(tmp_path / "x.png")), "--num")
+    one_line_error(run("generate"), "--out")
     (tmp_path / "file").write_text("")
-    _one_line_error(run("generate", "--out", str(tmp_path / "file" / "x.png")), "cannot write")
-    _one_line_error(run("generate", "--generator", "nope", "--out", str(tmp_path / "x.png")), "nope")
-    _one_line_error(run("sample", "--num", "5", "--out", str(tmp_path / "s"), "--scorer", "oracle"), "oracle")
-    _one_line_error(run("no-such-command"), "no-such-command")
+    one_line_error(run("generate", "--out", str(tmp_path / "file" / "x.png")), "cannot write")
+    one_line_error(run("generate", "--generator", "nope", "--out", str(tmp_path / "x.png")), "nope")
+    one_line_error(run("sample", "--num", "5", "--out", str(tmp_path / "s"), "--scorer", "oracle"), "oracle")
+    one_line_error(run("no-such-command"), "no-such-command")
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
 def test_missing_model_file_names_it_and_where_to_put_it(run, tmp_path, monkeypatch):
     result = run("sample", "--num", "4", "--out", str(tmp_path / "s"), "--models", str(tmp_path))
-    _one_line_error(result, "face_landmarker.task", str(tmp_path), "Get it from")
+    one_line_error(result, "face_landmarker.task", str(tmp_path), "Get it from")
     monkeypatch.setenv("FACESTEER_MODELS", str(tmp_path))
     result = run("sample", "--num", "4", "--out", str(tmp_path / "s"))
-    _one_line_error(result, "face_landmarker.task", str(tmp_path))
+    one_line_error(result, "face_landmarker.task", str(tmp_path))
 
 
 @requires_models
 def test_sample_refuses_another_seed(run, tmp_path):
     out = tmp_path / "run"
     assert run("sample", "--num", "8", "--seed", "0", "--out", str(out), "-q").returncode == 0
-    _one_line_error(run("sample", "--num", "8", "--seed", "1", "--out", str(out), "-q"), "different run", "seed")
+    one_line_error(run("sample", "--num", "8", "--seed", "1", "--out", str(out), "-q"), "different run", "seed")
 
 
 @requires_models
