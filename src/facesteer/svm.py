@@ -54,26 +54,33 @@ def fit_linear_svm(
     penalty[-1] = 0.0  # the intercept is not regularised
     theta = np.zeros(d + 1)
 
+    margins = signed @ theta
     for h in smoothings:
 
-        def objective(point: np.ndarray, h: float = h) -> tuple[float, np.ndarray]:
-            margins = signed @ point
-            loss = _smoothed_hinge(margins, h)[0]
-            return 0.5 * float(np.sum(penalty * point * point)) + c * float(loss.sum()), margins
+        def objective(point: np.ndarray, point_margins: np.ndarray, h: float = h) -> float:
+            return 0.5 * float(np.sum(penalty * point * point)) + c * float(_smoothed_hinge(point_margins, h)[0].sum())
 
-        value, margins = objective(theta)
+        value = objective(theta, margins)
+        band = np.zeros(n, dtype=bool)  # samples on the quadratic part of the loss
+        hessian = np.diag(penalty + 1e-10)
         for _ in range(max_steps):
             _, slope, quadratic = _smoothed_hinge(margins, h)
             gradient = penalty * theta + c * (signed.T @ slope)
-            in_band = signed[quadratic]
-            hessian = np.diag(penalty + 1e-10) + (c / h) * (in_band.T @ in_band)
+            # The Hessian is diag(penalty) + (c/h) * sum over the band of a a^T. Between Newton steps only a
+            # few samples enter or leave the band, so update it with those instead of recomputing it.
+            entered, left = signed[quadratic & ~band], signed[band & ~quadratic]
+            hessian += (c / h) * (entered.T @ entered - left.T @ left)
+            band = quadratic
             step = np.linalg.solve(hessian, -gradient)
             decrease = float(gradient @ step)
             if -decrease <= 1e-12 * (1 + abs(value)):
                 break
+            # Backtracking line search (Armijo). Margins are linear along the step, so each trial costs O(n).
+            step_margins = signed @ step
             size = 1.0
-            while True:  # backtracking line search (Armijo)
-                candidate, candidate_margins = objective(theta + size * step)
+            while True:
+                candidate_margins = margins + size * step_margins
+                candidate = objective(theta + size * step, candidate_margins)
                 if candidate <= value + 1e-4 * size * decrease or size < 1e-10:
                     break
                 size /= 2
