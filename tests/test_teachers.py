@@ -108,3 +108,16 @@ def test_corrupt_model_file_is_refused(tmp_path):
 def test_unknown_scorer():
     with pytest.raises(FacesteerError, match="unknown scorer 'oracle'"):
         load_scorer("oracle")
+
+
+@requires_models
+def test_parallel_scoring_gives_the_same_scores(faces_and_scores):
+    images, scores = faces_and_scores
+    with load_scorer("teachers", workers=2) as parallel:
+        assert parallel.attributes == ("pose", "smile", "age", "gender", "eyeglasses")
+        np.testing.assert_array_equal(parallel.score(images[:24]), scores[:24])
+
+
+def test_parallel_scorer_reports_missing_files_before_starting_workers(tmp_path):
+    with pytest.raises(FacesteerError, match=r"face_landmarker\.task not found"):
+        load_scorer("teachers", tmp_path, workers=2)

@@ -399,7 +399,7 @@ def evaluate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="folder for the samples, boundaries and report"),
-    num: int = typer.Option(6000, "--num", "-n", min=100, help="faces to sample and score"),
+    num: int = typer.Option(10000, "--num", "-n", min=100, help="faces to sample and score"),
     edit_codes: int = typer.Option(500, "--edit-codes", min=1, help="held-out codes for the edit effects"),
     seed: int = typer.Option(0, "--seed", min=0),
     models: Path | None = ModelsOption,
