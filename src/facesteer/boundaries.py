@@ -205,6 +205,17 @@ def train_boundary(
     )
 
 
+def read_npy(path: str | os.PathLike[str], what: str = "file") -> np.ndarray:
+    """Load a ``.npy`` array without unpickling; a clear error for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacesteerError(f"{what} {path} not found")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise FacesteerError(f"{path} is not a readable .npy array: {error}") from None
+
+
 def as_unit_row(vector: np.ndarray, what: str = "direction") -> np.ndarray:
     """A direction as a float64 (1, d) unit row; accepts (d,) or (1, d)."""
     vector = np.asarray(vector, dtype=np.float64)
@@ -316,12 +327,7 @@ class Boundary:
         ``stylegan_ffhq_age``) and the space and generator are unknown.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FacesteerError(f"boundary file {path} not found")
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise FacesteerError(f"{path} is not a readable .npy array: {error}") from None
+        array = read_npy(path, "boundary file")
         if array.ndim not in (1, 2) or (array.ndim == 2 and array.shape[0] != 1):
             raise FacesteerError(f"{path} holds shape {array.shape}; a boundary has shape (1, d)")
         if not np.issubdtype(array.dtype, np.floating):

@@ -203,10 +203,8 @@ def train_boundary_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Train InterFaceGAN boundaries (linear SVMs on the most confident samples) for a sampled run."""
-    import numpy as np
-
-    from facesteer.boundaries import Boundary, train_boundary
-    from facesteer.evaluation import train_all_boundaries
+    from facesteer.boundaries import read_npy
+    from facesteer.evaluation import train_all_boundaries, train_run_boundary
     from facesteer.latents import LatentDataset
 
     dataset = LatentDataset(run)
@@ -220,31 +218,16 @@ def train_boundary_command(
         folder = out or run / "boundaries"
         boundaries = train_all_boundaries(dataset, folder, space=space, ratio=ratio, split=split, seed=seed)
     else:
-        if scores_file is not None:
-            if not scores_file.is_file():
-                raise FacesteerError(f"scores file {scores_file} not found")
-            try:
-                scores = np.load(scores_file, allow_pickle=False)
-            except (ValueError, OSError) as error:
-                raise FacesteerError(f"{scores_file} is not a readable .npy array: {error}") from None
-        else:
-            scores = dataset.scores(attribute)
-        fit = train_boundary(dataset.codes(space), scores, ratio=ratio, split=split, seed=seed)
-        boundary = Boundary(
-            fit.normal,
+        scores = read_npy(scores_file, "scores file") if scores_file is not None else None
+        boundary = train_run_boundary(
+            dataset,
             attribute,
+            scores,
             space,
-            dataset.manifest["generator"]["name"],
-            info={
-                "validation_accuracy": fit.validation_accuracy,
-                "all_accuracy": fit.all_accuracy,
-                "counts": fit.counts,
-                "ratio": ratio,
-                "split": split,
-                "seed": seed,
-                "run": str(run),
-                **({"scores_file": str(scores_file)} if scores_file else {}),
-            },
+            ratio,
+            split,
+            seed,
+            info={"scores_file": str(scores_file)} if scores_file else None,
         )
         boundary.save(out or run / "boundaries" / f"{attribute}.npy")
         boundaries = {attribute: boundary}

@@ -74,6 +74,43 @@ def check_scorer_on_utkface(
 # --- InterFaceGAN evaluation: accuracies, boundary cosines, score correlations, edit effects ---------------
 
 
+def train_run_boundary(
+    dataset: LatentDataset,
+    attribute: str,
+    scores: np.ndarray | None = None,
+    space: str = "z",
+    ratio: float = 0.02,
+    split: float = 0.7,
+    seed: int = 0,
+    info: dict[str, Any] | None = None,
+) -> Boundary:
+    """Train one boundary on a run's codes: on its scores for ``attribute``, or on the given ``scores``
+    (N,) or (N, 1) for a custom attribute. The returned Boundary carries counts and accuracies."""
+    fit = train_boundary(
+        dataset.codes(space),
+        dataset.scores(attribute) if scores is None else scores,
+        ratio=ratio,
+        split=split,
+        seed=seed,
+    )
+    return Boundary(
+        normal=fit.normal,
+        attribute=attribute,
+        space=space,
+        generator=dataset.manifest["generator"]["name"],
+        info={
+            "validation_accuracy": fit.validation_accuracy,
+            "all_accuracy": fit.all_accuracy,
+            "counts": fit.counts,
+            "ratio": ratio,
+            "split": split,
+            "seed": seed,
+            "run": str(dataset.root),
+            **(info or {}),
+        },
+    )
+
+
 def train_all_boundaries(
     dataset: LatentDataset,
     out_dir: str | os.PathLike[str],
@@ -84,25 +121,9 @@ def train_all_boundaries(
     seed: int = 0,
 ) -> dict[str, Boundary]:
     """Train and save one boundary per attribute of ``dataset`` as ``out_dir/ATTRIBUTE.npy`` (+ .json)."""
-    codes = dataset.codes(space)
     boundaries = {}
     for attribute in attributes or dataset.attributes:
-        fit = train_boundary(codes, dataset.scores(attribute), ratio=ratio, split=split, seed=seed)
-        boundary = Boundary(
-            normal=fit.normal,
-            attribute=attribute,
-            space=space,
-            generator=dataset.manifest["generator"]["name"],
-            info={
-                "validation_accuracy": fit.validation_accuracy,
-                "all_accuracy": fit.all_accuracy,
-                "counts": fit.counts,
-                "ratio": ratio,
-                "split": split,
-                "seed": seed,
-                "run": str(dataset.root),
-            },
-        )
+        boundary = train_run_boundary(dataset, attribute, space=space, ratio=ratio, split=split, seed=seed)
         boundary.save(Path(out_dir) / f"{attribute}.npy")
         boundaries[attribute] = boundary
     return boundaries
