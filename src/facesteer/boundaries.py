@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from facesteer.errors import FacesteerError
+from facesteer.files import atomic_path
 from facesteer.svm import fit_linear_svm
 
 
@@ -307,16 +308,10 @@ class Boundary:
         path = Path(path)
         if path.suffix != ".npy":
             raise FacesteerError(f"boundary files end in .npy, got {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        normal = np.asarray(self.normal, dtype=np.float32).reshape(1, -1)
-        for target, write in [
-            (path, lambda handle: np.save(handle, normal)),
-            (path.with_suffix(".json"), lambda handle: handle.write(json.dumps(self.sidecar(), indent=2).encode())),
-        ]:
-            temporary = target.with_name(target.name + ".tmp")
-            with temporary.open("wb") as handle:
-                write(handle)
-            os.replace(temporary, target)
+        with atomic_path(path) as temporary, temporary.open("wb") as handle:
+            np.save(handle, np.asarray(self.normal, dtype=np.float32).reshape(1, -1))
+        with atomic_path(path.with_suffix(".json")) as temporary:
+            temporary.write_text(json.dumps(self.sidecar(), indent=2) + "\n")
         return path
 
     @classmethod

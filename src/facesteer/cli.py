@@ -403,6 +403,72 @@ def demo(
     console.print(f"report: {out / 'report.md'} (figures in {out / 'figures'})")
 
 
+@app.command("train-predictor")
+def train_predictor(
+    data: list[Path] = typer.Option(..., "--data", help="teacher-scored runs to learn from (repeat --data)"),
+    out: Path = typer.Option(Path("runs/predictor.safetensors"), "--out", "-o", help="weights file (.safetensors)"),
+    evaluate_on: Path | None = typer.Option(None, "--eval", help="held-out teacher-scored run for the model card"),
+    epochs: int = typer.Option(8, "--epochs", min=1),
+    batch_size: int = typer.Option(256, "--batch-size", min=8),
+    learning_rate: float = typer.Option(3e-3, "--lr", min=1e-6),
+    seed: int = typer.Option(0, "--seed", min=0),
+) -> None:
+    """Distil the teachers into the fast `predictor` CNN; writes weights, a model card (.md) and its data (.json)."""
+    import platform
+    import shlex
+
+    from facesteer.attributes import distill
+
+    if out.suffix != ".safetensors":
+        raise FacesteerError(f"--out must end in .safetensors, got {out}")
+    images, scores = distill.load_teacher_runs(data)
+    network, training = distill.train_network(images, scores, epochs, batch_size, learning_rate, seed)
+    card: dict[str, Any] = {
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "train_runs": [str(d) for d in data],
+        "command": "facesteer " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "facesteer train-predictor",
+        "hardware": f"{platform.machine()} CPU, torch {__import__('torch').__version__}",
+        "training": training,
+    }
+    if evaluate_on is not None:
+        held_images, held_scores = distill.load_teacher_runs([evaluate_on])
+        card["evaluation_run"] = str(evaluate_on)
+        card["evaluation"] = distill.agreement(held_scores, distill.predict(network, held_images))
+    distill.save_predictor(network, out, card)
+    console.print(f"wrote {out} and its model card {out.with_suffix('.md')}")
+    if "evaluation" in card:
+        _print_agreement(card["evaluation"])
+
+
+def _print_agreement(metrics: dict[str, float]) -> None:
+    console.print(
+        _table(
+            "Agreement with the teachers",
+            ["metric", "value"],
+            [[k, f"{v:.3f}" if isinstance(v, float) else v] for k, v in metrics.items()],
+        )
+    )
+
+
+@app.command("evaluate-predictor")
+def evaluate_predictor(
+    data: Path = typer.Option(..., "--data", help="held-out teacher-scored run (never used in training)"),
+    weights: Path | None = typer.Option(None, "--weights", help="predictor weights (default: the packaged ones)"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Agreement of the predictor with the teachers on a held-out teacher-scored run."""
+    from facesteer.attributes import distill
+    from facesteer.attributes.predictor import PredictorScorer
+
+    scorer = PredictorScorer(weights)
+    images, scores = distill.load_teacher_runs([data], progress=not as_json)
+    metrics = distill.agreement(scores, scorer.score(images))
+    if as_json:
+        _print_json(metrics)
+        return
+    _print_agreement(metrics)
+
+
 def _is_click_error(error: BaseException, name: str) -> bool:
     # Typer raises click's exceptions (vendored in recent releases); match them by class name.
     return any(cls.__name__ == name for cls in type(error).__mro__)

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from facesteer.errors import FacesteerError
+from facesteer.files import atomic_path
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
@@ -38,15 +39,10 @@ def save_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            Image.fromarray(image).save(temporary, format="PNG")
     except OSError as error:
-        raise FacesteerError(f"cannot write {path}: {error.strerror} ({error.filename})") from None
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        Image.fromarray(image).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        raise FacesteerError(f"cannot write {path}: {error.strerror or error} ({error.filename})") from None
     return path
 
 

