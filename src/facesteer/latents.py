@@ -179,7 +179,8 @@ def sample_dataset(
         num: number of samples, >= 1.
         seed: random seed (>= 0); row i depends only on (seed, i).
         chunk_size: rows per commit; a kill loses at most one chunk of work.
-        batch_size: images synthesized and scored at a time.
+        batch_size: images synthesized and scored per step (synthesis itself runs in the generator's
+            ``preferred_batch_size``).
         progress: show a progress bar (rate, ETA) on stderr.
 
     Returns:
@@ -242,7 +243,7 @@ def sample_dataset(
             for lo in range(0, stop - start, batch_size):
                 hi = min(lo + batch_size, stop - start)
                 if scorer is not None:
-                    images = generator.synthesize(z[lo:hi], "z", batch_size=batch_size)
+                    images = generator.synthesize(z[lo:hi], "z")
                     scores = scorer.score(images)
                     maps["scores"][start + lo : start + hi] = scores
                     manifest["rows_without_face"] += int(np.isnan(scores).all(axis=1).sum())

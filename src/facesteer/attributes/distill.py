@@ -46,7 +46,7 @@ def load_teacher_runs(runs: list[str | os.PathLike[str]], progress: bool = True)
         codes = dataset.codes("z")
         batch = 1024
         for lo in tqdm(range(0, len(codes), batch), desc=f"synthesizing {Path(run).name}", disable=not progress):
-            images.append(generator.synthesize(np.asarray(codes[lo : lo + batch]), batch_size=64))
+            images.append(generator.synthesize(np.asarray(codes[lo : lo + batch])))
         scores.append(np.asarray(dataset.scores()))
     return np.concatenate(images), np.concatenate(scores).astype(np.float32)
 

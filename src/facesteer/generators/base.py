@@ -65,6 +65,8 @@ class Generator(ABC):
     z_dim: int
     resolution: int
     spaces: tuple[str, ...] = ("z",)
+    #: codes per forward pass when the caller does not say (the fastest measured by bench/generator.py)
+    preferred_batch_size: int = 32
 
     def space_shape(self, space: str) -> tuple[int, ...]:
         """Shape of one code in ``space`` (without the batch dimension)."""
@@ -105,20 +107,21 @@ class Generator(ABC):
         """
 
     @torch.inference_mode()
-    def synthesize(self, codes: np.ndarray, space: str = "z", batch_size: int = 64) -> np.ndarray:
+    def synthesize(self, codes: np.ndarray, space: str = "z", batch_size: int | None = None) -> np.ndarray:
         """Images for a batch of codes, synthesized ``batch_size`` at a time.
 
         Args:
             codes: float array (N, *space_shape(space)).
             space: latent space of ``codes``.
-            batch_size: codes per forward pass (memory vs speed; results do not depend on it beyond
-                floating-point rounding).
+            batch_size: codes per forward pass, default ``preferred_batch_size`` (memory vs speed; results
+                do not depend on it beyond floating-point rounding).
 
         Returns:
             uint8 array (N, resolution, resolution, 3), RGB.
         """
         self.check_codes(codes, space)
         codes = np.asarray(codes, dtype=np.float32)
+        batch_size = batch_size or self.preferred_batch_size
         out = np.empty((len(codes), self.resolution, self.resolution, 3), dtype=np.uint8)
         for lo in range(0, len(codes), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(codes[lo : lo + batch_size]))
