@@ -15,13 +15,13 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 UTKFACE = SHARED / "data" / "utkface-crop-part1"
 
 
-def _models_ready() -> bool:
+def models_ready() -> bool:
     folder = models_dir()
     return all(file_status(name, folder) == "ok" for name in MODEL_FILES)
 
 
 requires_models = pytest.mark.skipif(
-    not _models_ready(), reason=f"teacher model files ({', '.join(MODEL_FILES)}) not found in {models_dir()}"
+    not models_ready(), reason=f"teacher model files ({', '.join(MODEL_FILES)}) not found in {models_dir()}"
 )
 requires_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace photos not found at {UTKFACE}")
 
@@ -33,7 +33,7 @@ def generator():
 
 @pytest.fixture(scope="session")
 def teachers():
-    if not _models_ready():
+    if not models_ready():
         pytest.skip(f"teacher model files not found in {models_dir()}")
     from facesteer.attributes.teachers import TeacherScorer
 

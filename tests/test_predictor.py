@@ -80,3 +80,55 @@ def test_weights_round_trip_and_bad_files(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(FacesteerError, match="not a readable safetensors"):
         PredictorScorer(tmp_path / "bad.safetensors")
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    from facesteer.attributes.teachers import TeacherScorer
+    from facesteer.generators import load_generator
+    from facesteer.latents import sample_dataset
+
+    from .conftest import models_ready
+
+    if not models_ready():
+        pytest.skip("teacher model files not found in the models folder")
+    folder = tmp_path_factory.mktemp("teach") / "run"
+    with TeacherScorer() as scorer:
+        sample_dataset(load_generator(), scorer, folder, num=160, seed=9, progress=False)
+    return folder
+
+
+def test_training_is_reproducible_from_a_seed(teacher_run, tmp_path, run):
+    for name in ("a", "b"):
+        result = run(
+            "train-predictor",
+            "--data",
+            str(teacher_run),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / f"{name}.safetensors"),
+        )
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    card = (tmp_path / "a.md").read_text()
+    assert "160 faces" in card and "--seed 3" in card
+
+
+def test_train_predictor_refuses_runs_without_teacher_scores(tmp_path, run, generator):
+    from facesteer.latents import sample_dataset
+
+    from .conftest import one_line_error
+
+    sample_dataset(generator, None, tmp_path / "codes", num=8, progress=False)
+    one_line_error(
+        run("train-predictor", "--data", str(tmp_path / "codes"), "--out", str(tmp_path / "p.safetensors")),
+        "not scored by the teachers",
+    )
+    one_line_error(
+        run("train-predictor", "--data", str(tmp_path / "codes"), "--out", str(tmp_path / "p.pt")), ".safetensors"
+    )

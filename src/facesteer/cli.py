@@ -426,7 +426,13 @@ def train_predictor(
     card: dict[str, Any] = {
         "parameters": sum(p.numel() for p in network.parameters()),
         "train_runs": [str(d) for d in data],
-        "command": "facesteer " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "facesteer train-predictor",
+        "command": "facesteer train-predictor "
+        + shlex.join(
+            [arg for d in data for arg in ("--data", str(d))]
+            + (["--eval", str(evaluate_on)] if evaluate_on else [])
+            + ["--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(learning_rate)]
+            + ["--seed", str(seed), "--out", str(out)]
+        ),
         "hardware": f"{platform.machine()} CPU, torch {__import__('torch').__version__}",
         "training": training,
     }

@@ -124,6 +124,6 @@ class Generator(ABC):
         batch_size = batch_size or self.preferred_batch_size
         out = np.empty((len(codes), self.resolution, self.resolution, 3), dtype=np.uint8)
         for lo in range(0, len(codes), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(codes[lo : lo + batch_size]))
+            batch = torch.from_numpy(np.array(codes[lo : lo + batch_size]))  # a copy: codes may be read-only
             out[lo : lo + batch_size] = to_uint8_images(self.synthesize_tensor(batch, space))
         return out
