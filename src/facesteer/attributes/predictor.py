@@ -94,7 +94,7 @@ class PredictorScorer:
     name = "predictor"
     attributes = ATTRIBUTES
 
-    def __init__(self, weights: str | os.PathLike[str] | None = None, batch_size: int = 256) -> None:
+    def __init__(self, weights: str | os.PathLike[str] | None = None, batch_size: int = 64) -> None:
         from safetensors.torch import load_file
 
         path = Path(weights) if weights is not None else packaged_weights()
