@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from facesteer.boundaries import Boundary
+from facesteer.latents import LatentDataset
 
 from .conftest import SHARED, one_line_error, requires_models
 
@@ -137,3 +138,20 @@ def test_bad_boundary_commands_exit_2(run, small_run, tmp_path):
         pose = small_run / "boundaries" / "pose.npy"
         if pose.is_file():
             one_line_error(run("correlate", str(pose), str(PUBLISHED_AGE)), "different dimensions")
+
+
+@requires_models
+def test_demo_labels_with_the_predictor_and_checks_with_the_teachers(run, tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", "--out", str(out), "--num", "400", "--edit-codes", "8", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert LatentDataset(out).manifest["scorer"]["name"] == "predictor"
+    report = (out / "report.md").read_text()
+    assert "labelled by `predictor`" in report and "measured by `teachers`" in report
+    assert sorted(p.stem for p in (out / "boundaries").glob("*.npy")) == [
+        "age",
+        "eyeglasses",
+        "gender",
+        "pose",
+        "smile",
+    ]

@@ -382,23 +382,32 @@ def evaluate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="folder for the samples, boundaries and report"),
-    num: int = typer.Option(10000, "--num", "-n", min=100, help="faces to sample and score"),
+    scorer: str = typer.Option("predictor", "--scorer", help="scorer that labels the samples (predictor or teachers)"),
+    num: int | None = typer.Option(
+        None, "--num", "-n", min=100, help="faces to sample [predictor: 60000, teachers: 10000]"
+    ),
     edit_codes: int = typer.Option(500, "--edit-codes", min=1, help="held-out codes for the edit effects"),
     seed: int = typer.Option(0, "--seed", min=0),
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
 ) -> None:
-    """The whole InterFaceGAN pipeline on the default generator: sample, score, train, evaluate, report."""
+    """The whole InterFaceGAN pipeline on the default generator: sample, score, train, evaluate, report.
+
+    The samples are labelled by SCORER; the edit effects are always measured by the teachers, so the report
+    checks the boundaries with predictors other than the one that labelled their training data.
+    """
     from facesteer.evaluation import evaluate_run
     from facesteer.latents import sample_dataset
 
+    num = num or (60000 if scorer == "predictor" else 10000)
     model = load_generator(DEFAULT_GENERATOR)
-    with load_scorer(DEFAULT_SCORER, models, workers) as scoring:
-        console.print(f"1/3 sampling {num} faces from {model.name} and scoring them with {scoring.name}")
-        dataset = sample_dataset(model, scoring, out, num, seed)
-        console.print(f"    {dataset.manifest['rows_without_face']} of {num} faces not found by the scorer")
-        console.print("2/3 training the boundaries, 3/3 evaluating them")
-        result = evaluate_run(out, scoring, edit_codes=edit_codes)
+    with load_scorer(scorer, models, workers) as labelling:
+        console.print(f"1/3 sampling {num} faces from {model.name} and scoring them with {labelling.name}")
+        dataset = sample_dataset(model, labelling, out, num, seed, batch_size=256)
+    console.print(f"    {dataset.manifest['rows_without_face']} of {num} faces without a face")
+    console.print("2/3 training the boundaries, 3/3 evaluating them (edit effects measured by the teachers)")
+    with load_scorer(DEFAULT_SCORER, models, workers) as teachers:
+        result = evaluate_run(out, teachers, edit_codes=edit_codes)
     _print_evaluation(result)
     console.print(f"report: {out / 'report.md'} (figures in {out / 'figures'})")
 

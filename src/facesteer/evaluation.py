@@ -281,6 +281,7 @@ def evaluate_run(
         "run": str(root),
         "generator": generator.name,
         "samples": dataset.num,
+        "labelled_by": (dataset.manifest["scorer"] or {}).get("name"),
         "scorer": scorer.name,
         "attributes": attributes,
         "accuracy": {
@@ -332,7 +333,8 @@ def _report_markdown(result: dict[str, Any]) -> str:
     )
     return f"""# facesteer evaluation of `{result["run"]}`
 
-Generator `{result["generator"]}`, {result["samples"]} samples scored by `{result["scorer"]}`.
+Generator `{result["generator"]}`, {result["samples"]} samples labelled by `{result["labelled_by"]}`; edit
+effects measured by `{result["scorer"]}`.
 
 ## 1. Boundary accuracy (InterFaceGAN Table 1)
 
