@@ -123,3 +123,15 @@ def test_bad_sizes_are_refused(generator, tmp_path):
         sample_dataset(generator, None, tmp_path / "a", num=0, progress=False)
     with pytest.raises(FacesteerError, match="seed must be >= 0"):
         generator.sample_z(3, seed=-1)
+
+
+def test_an_incomplete_run_is_refused_for_training(generator, tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    sample_dataset(generator, None, out, num=40, seed=0, chunk_size=16, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["rows_complete"] = 16  # as a run killed after its first chunk leaves it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FacesteerError, match="incomplete \\(16 of 40 rows\\)"):
+        LatentDataset(out).require_complete()

@@ -207,9 +207,7 @@ def train_boundary_command(
     from facesteer.evaluation import train_all_boundaries, train_run_boundary
     from facesteer.latents import LatentDataset
 
-    dataset = LatentDataset(run)
-    if not dataset.is_complete:
-        raise FacesteerError(f"{run} is incomplete ({dataset.rows_complete} of {dataset.num} rows); finish sampling")
+    dataset = LatentDataset(run).require_complete()
     if all_attributes == (attribute is not None):
         raise FacesteerError("give either --attribute NAME or --all")
     if all_attributes:

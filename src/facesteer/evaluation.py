@@ -231,9 +231,7 @@ def evaluate_run(
         The report's numbers: accuracies, cosine matrix, score correlations, plain and conditioned edit
         effects (raw units and standardized by each attribute's std over the run), dominance summaries.
     """
-    dataset = LatentDataset(run)
-    if not dataset.is_complete:
-        raise FacesteerError(f"{run} is incomplete ({dataset.rows_complete} of {dataset.num} rows); finish sampling")
+    dataset = LatentDataset(run).require_complete()
     if not dataset.attributes:
         raise FacesteerError(f"{run} has no attribute scores to evaluate")
     root = Path(run)

@@ -99,6 +99,14 @@ class LatentDataset:
     def is_complete(self) -> bool:
         return self.rows_complete == self.num
 
+    def require_complete(self) -> LatentDataset:
+        """Return self, or raise a clear error if sampling stopped before ``num`` rows."""
+        if not self.is_complete:
+            raise FacesteerError(
+                f"{self.root} is incomplete ({self.rows_complete} of {self.num} rows); run its sample command again"
+            )
+        return self
+
     @property
     def attributes(self) -> list[str]:
         return list(self.manifest["attributes"])
