@@ -87,11 +87,12 @@ def teacher_run(tmp_path_factory):
     from facesteer.attributes.teachers import TeacherScorer
     from facesteer.generators import load_generator
     from facesteer.latents import sample_dataset
+    from facesteer.modelfiles import MODEL_FILES, models_dir
 
     from .conftest import models_ready
 
     if not models_ready():
-        pytest.skip("teacher model files not found in the models folder")
+        pytest.skip(f"teacher model files ({', '.join(MODEL_FILES)}) not found in {models_dir()}")
     folder = tmp_path_factory.mktemp("teach") / "run"
     with TeacherScorer() as scorer:
         sample_dataset(load_generator(), scorer, folder, num=160, seed=9, progress=False)
