@@ -23,8 +23,13 @@ GENERATORS: dict[str, tuple[Callable[[], Generator], str]] = {
 def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
     """Build the registered generator ``name_or_path``, or load a checkpoint file at that path.
 
-    A checkpoint file is recognised by its content: a DCGAN state dict under ``netG_state_dict`` (the
-    ``gan-face-generate`` / PyTorch-tutorial layout).
+    A checkpoint file is recognised by its suffix and content, and read without executing anything in it:
+
+    - ``.safetensors``: facesteer's own StyleGAN2 files;
+    - ``.pkl``: NVIDIA stylegan2-ada-pytorch snapshots (``G_ema``), through a restricted unpickler;
+    - ``.pt`` / ``.pth`` / ``.tar``: ``torch.load(weights_only=True)``, then a DCGAN state dict under
+      ``netG_state_dict`` (the ``gan-face-generate`` / PyTorch-tutorial layout) or a rosinality StyleGAN2
+      checkpoint (``g_ema``).
 
     Raises:
         FacesteerError: neither a registered name nor a readable checkpoint.
@@ -33,10 +38,32 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
         return GENERATORS[name_or_path][0]()
     path = Path(name_or_path)
     if path.is_file():
-        return DCGANFaceGenerator(weights=path)
+        return load_generator_file(path)
     raise FacesteerError(
         f"unknown generator {name_or_path!r}: not a registered name ({', '.join(sorted(GENERATORS))}) "
         "nor an existing checkpoint file"
+    )
+
+
+def load_generator_file(path: Path) -> Generator:
+    """A generator from a checkpoint file (see :func:`load_generator`)."""
+    from facesteer.checkpoints import load_torch_file
+    from facesteer.generators.stylegan2 import from_rosinality, load_stylegan2_file
+
+    if path.suffix.lower() in (".safetensors", ".pkl"):
+        return load_stylegan2_file(path)
+    checkpoint = load_torch_file(path)
+    if isinstance(checkpoint, dict) and "netG_state_dict" in checkpoint:
+        return DCGANFaceGenerator(weights=path)
+    if isinstance(checkpoint, dict) and "g_ema" in checkpoint:
+        from facesteer.generators.stylegan2 import StyleGAN2Generator, file_digest
+
+        network = from_rosinality(checkpoint, str(path))
+        return StyleGAN2Generator(network, path.stem, source=f"{path.name} (rosinality-pt, sha256 {file_digest(path)})")
+    keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+    raise FacesteerError(
+        f"{path}: unrecognised checkpoint (expected 'netG_state_dict' (DCGAN) or 'g_ema' (rosinality StyleGAN2); "
+        f"found {keys})"
     )
 
 

@@ -1,0 +1,322 @@
+"""StyleGAN2 generators: facesteer's own safetensors files, rosinality's ``.pt`` and NVIDIA's ``.pkl``.
+
+All three become one :class:`StyleGAN2Network` (``stylegan2_network.py``); the converters below only rename
+tensors and read the architecture off their shapes. Latent spaces:
+
+- ``z`` (z_dim,): the Gaussian input;
+- ``w`` (w_dim,): the mapping network's output, before truncation (what ``sample`` stores as ``w.npy``);
+- ``wp`` (num_ws, w_dim): W+, one w per layer, after truncation (synthesis input).
+
+Truncation (psi < 1) moves the first ``cutoff`` rows of W+ toward ``w_avg`` when codes are mapped from z or
+w to W+; codes given in W+ are used as they are. Noise is the networks' fixed buffers, so the same code always
+gives the same image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facesteer.checkpoints import PickledModule, load_pickle, load_torch_file
+from facesteer.errors import FacesteerError
+from facesteer.generators.base import Generator, gaussian_rows
+from facesteer.generators.stylegan2_network import StyleGAN2Config, StyleGAN2Network
+
+SAFETENSORS_FORMAT = "facesteer-stylegan2"
+#: codes averaged to estimate w_avg when a checkpoint does not store it (rosinality's training checkpoints)
+W_AVG_SAMPLES = 10_000
+
+
+class StyleGAN2Generator(Generator):
+    """A StyleGAN2 network behind the Generator protocol, with spaces z, w and wp.
+
+    Args:
+        network: the network (its weights are frozen here).
+        name: registry name or checkpoint file stem.
+        source: where the weights came from (file and format), for manifests.
+        truncation_psi: 1 = no truncation.
+        truncation_cutoff: truncate the first this-many W+ rows (None = all).
+    """
+
+    spaces = ("z", "w", "wp")
+    preferred_batch_size = 16
+
+    def __init__(
+        self,
+        network: StyleGAN2Network,
+        name: str,
+        source: str,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+    ) -> None:
+        self.network = network.eval().requires_grad_(False)
+        self.name = name
+        self.source = source
+        self.z_dim = network.config.z_dim
+        self.w_dim = network.config.w_dim
+        self.num_ws = network.num_ws
+        self.resolution = network.config.resolution
+        self.set_truncation(truncation_psi, truncation_cutoff)
+
+    def set_truncation(self, psi: float = 1.0, cutoff: int | None = None) -> None:
+        """Set the truncation trick used when mapping to W+ (psi in [0, 1]; cutoff in 1..num_ws or None)."""
+        if not 0.0 <= psi <= 1.0:
+            raise FacesteerError(f"truncation psi must be in [0, 1], got {psi}")
+        if cutoff is not None and not 1 <= cutoff <= self.num_ws:
+            raise FacesteerError(f"truncation cutoff must be in 1..{self.num_ws} for {self.name}, got {cutoff}")
+        self.truncation_psi, self.truncation_cutoff = float(psi), cutoff
+
+    def space_shape(self, space: str) -> tuple[int, ...]:
+        shapes = {"z": (self.z_dim,), "w": (self.w_dim,), "wp": (self.num_ws, self.w_dim)}
+        if space not in shapes:
+            raise FacesteerError(f"generator {self.name} has no latent space {space!r}; it has {self.spaces}")
+        return shapes[space]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "w_dim": self.w_dim,
+            "num_ws": self.num_ws,
+            "source": self.source,
+            "truncation_psi": self.truncation_psi,
+            "truncation_cutoff": self.truncation_cutoff,
+        }
+
+    def to_wp_tensor(self, codes: torch.Tensor, space: str) -> torch.Tensor:
+        """Codes of ``space`` -> W+ (N, num_ws, w_dim), truncated unless already in W+."""
+        self.check_codes(codes, space)
+        if space == "wp":
+            return codes
+        w = self.network.mapping(codes) if space == "z" else codes
+        return self.network.broadcast(w, self.truncation_psi, self.truncation_cutoff)
+
+    @torch.inference_mode()
+    def map(self, z: np.ndarray, space: str = "w", batch_size: int = 1024) -> np.ndarray:
+        """Map z (N, z_dim) to ``w`` (N, w_dim, untruncated) or ``wp`` (N, num_ws, w_dim, truncated)."""
+        if space not in ("w", "wp"):
+            raise FacesteerError(f"map() gives 'w' or 'wp', not {space!r}")
+        self.check_codes(z, "z")
+        out = []
+        for lo in range(0, len(z), batch_size):
+            w = self.network.mapping(torch.from_numpy(np.array(z[lo : lo + batch_size], dtype=np.float32)))
+            out.append((w if space == "w" else self.to_wp_tensor(w, "w")).numpy())
+        return np.concatenate(out) if out else np.empty((0, *self.space_shape(space)), np.float32)
+
+    def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
+        return self.network.synthesis(self.to_wp_tensor(codes, space))
+
+
+# ---------------------------------------------------------------------------------------------------- loaders
+
+
+def _build(config: StyleGAN2Config, state: dict[str, torch.Tensor], what: str) -> StyleGAN2Network:
+    network = StyleGAN2Network(config)
+    state = {k: v.float() for k, v in state.items()}
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise FacesteerError(f"{what} does not match the StyleGAN2 architecture read from it: {error}") from None
+    return network
+
+
+def _estimate_w_avg(network: StyleGAN2Network) -> None:
+    with torch.no_grad():
+        z = torch.from_numpy(gaussian_rows(W_AVG_SAMPLES, network.config.z_dim, seed=0))
+        network.mapping.w_avg.copy_(network.mapping(z).mean(dim=0))
+
+
+def from_rosinality(checkpoint: dict[str, Any], what: str = "checkpoint") -> StyleGAN2Network:
+    """A network from rosinality/stylegan2-pytorch's checkpoint dict (``g_ema`` state dict, optional
+    ``latent_avg``); the mapping learning-rate multiplier is that code's fixed 0.01."""
+    if not isinstance(checkpoint, dict) or "g_ema" not in checkpoint:
+        keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise FacesteerError(f"{what} has no 'g_ema' entry (rosinality layout); it has {keys}")
+    source = checkpoint["g_ema"]
+    mapping = sorted(int(m.group(1)) for k in source if (m := re.fullmatch(r"style\.(\d+)\.weight", k)))
+    if not mapping or "conv1.conv.weight" not in source:
+        raise FacesteerError(f"{what}: 'g_ema' is not a rosinality StyleGAN2 generator")
+    num_blocks = len({k.split(".")[1] for k in source if k.startswith("to_rgbs.")})
+    resolution = 4 * 2**num_blocks
+    channels = {"4": int(source["conv1.conv.weight"].shape[1])}
+    for i in range(num_blocks):
+        channels[str(8 * 2**i)] = int(source[f"convs.{2 * i}.conv.weight"].shape[1])
+    config = StyleGAN2Config(
+        resolution=resolution,
+        channels=channels,
+        z_dim=int(source[f"style.{mapping[0]}.weight"].shape[1]),
+        w_dim=int(source[f"style.{mapping[-1]}.weight"].shape[0]),
+        mapping_layers=len(mapping),
+        mapping_lr_multiplier=0.01,
+    )
+
+    def styled_conv(ours: str, theirs: str, noise_index: int) -> dict[str, torch.Tensor]:
+        return {
+            f"{ours}.weight": source[f"{theirs}.conv.weight"][0],
+            f"{ours}.affine.weight": source[f"{theirs}.conv.modulation.weight"],
+            f"{ours}.affine.bias": source[f"{theirs}.conv.modulation.bias"],
+            f"{ours}.bias": source[f"{theirs}.activate.bias"],
+            f"{ours}.noise_strength": source[f"{theirs}.noise.weight"].reshape(()),
+            f"{ours}.noise_const": source[f"noises.noise_{noise_index}"][0, 0],
+        }
+
+    def to_rgb(ours: str, theirs: str) -> dict[str, torch.Tensor]:
+        return {
+            f"{ours}.weight": source[f"{theirs}.conv.weight"][0],
+            f"{ours}.affine.weight": source[f"{theirs}.conv.modulation.weight"],
+            f"{ours}.affine.bias": source[f"{theirs}.conv.modulation.bias"],
+            f"{ours}.bias": source[f"{theirs}.bias"].reshape(-1),
+        }
+
+    try:
+        state = {
+            f"mapping.layers.{i}.{p}": source[f"style.{m}.{p}"]
+            for i, m in enumerate(mapping)
+            for p in ("weight", "bias")
+        }
+        state["mapping.w_avg"] = torch.zeros(config.w_dim)
+        state["synthesis.const"] = source["input.input"][0]
+        state |= styled_conv("synthesis.layers.0", "conv1", 0) | to_rgb("synthesis.torgbs.0", "to_rgb1")
+        for i in range(2 * num_blocks):
+            state |= styled_conv(f"synthesis.layers.{i + 1}", f"convs.{i}", i + 1)
+        for i in range(num_blocks):
+            state |= to_rgb(f"synthesis.torgbs.{i + 1}", f"to_rgbs.{i}")
+    except KeyError as error:
+        raise FacesteerError(f"{what}: rosinality StyleGAN2 tensor {error} is missing") from None
+    network = _build(config, state, what)
+    latent_avg = checkpoint.get("latent_avg")
+    if latent_avg is not None:
+        network.mapping.w_avg.copy_(torch.as_tensor(latent_avg).float().reshape(-1))
+    else:
+        _estimate_w_avg(network)
+    return network
+
+
+def from_nvidia(
+    generator: PickledModule | dict[str, torch.Tensor],
+    init_kwargs: dict[str, Any] | None = None,
+    what: str = "checkpoint",
+) -> StyleGAN2Network:
+    """A network from NVIDIA stylegan2-ada-pytorch's ``G_ema`` (as read by :func:`load_pickle`, or its state
+    dict plus constructor arguments). Only unconditional RGB generators with the 'skip' synthesis."""
+    if isinstance(generator, PickledModule):
+        source, init_kwargs = generator.state_dict(), generator.init_kwargs
+    else:
+        source, init_kwargs = generator, init_kwargs or {}
+    mapping_kwargs = dict(init_kwargs.get("mapping_kwargs") or {})
+    synthesis_kwargs = dict(init_kwargs.get("synthesis_kwargs") or {})
+    if init_kwargs.get("c_dim", 0):
+        raise FacesteerError(f"{what} is a class-conditional generator (c_dim={init_kwargs['c_dim']}); not supported")
+    if init_kwargs.get("img_channels", 3) != 3:
+        raise FacesteerError(f"{what} makes {init_kwargs['img_channels']}-channel images; only RGB is supported")
+    if synthesis_kwargs.get("architecture", "skip") != "skip":
+        architecture = synthesis_kwargs["architecture"]
+        raise FacesteerError(f"{what} uses the '{architecture}' synthesis; only 'skip' is supported")
+    if "mapping.fc0.weight" not in source or "synthesis.b4.const" not in source:
+        raise FacesteerError(f"{what}: G_ema is not a stylegan2-ada-pytorch generator (stylegan3 is not supported)")
+    fcs = sorted(int(m.group(1)) for k in source if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
+    blocks = sorted(int(m.group(1)) for k in source if (m := re.fullmatch(r"synthesis\.b(\d+)\.conv1\.weight", k)))
+    config = StyleGAN2Config(
+        resolution=blocks[-1],
+        channels={str(r): int(source[f"synthesis.b{r}.conv1.weight"].shape[0]) for r in blocks},
+        z_dim=int(source["mapping.fc0.weight"].shape[1]),
+        w_dim=int(source[f"mapping.fc{fcs[-1]}.weight"].shape[0]),
+        mapping_layers=len(fcs),
+        mapping_lr_multiplier=float(mapping_kwargs.get("lr_multiplier", 0.01)),
+        conv_clamp=synthesis_kwargs.get("conv_clamp"),
+    )
+    layer_names = ["b4.conv1"] + [f"b{r}.{c}" for r in blocks[1:] for c in ("conv0", "conv1")]
+    try:
+        state = {
+            f"mapping.layers.{i}.{p}": source[f"mapping.fc{f}.{p}"]
+            for i, f in enumerate(fcs)
+            for p in ("weight", "bias")
+        }
+        state["mapping.w_avg"] = source["mapping.w_avg"]
+        state["synthesis.const"] = source["synthesis.b4.const"]
+        for i, name in enumerate(layer_names):
+            for p in ("weight", "bias", "affine.weight", "affine.bias", "noise_strength", "noise_const"):
+                state[f"synthesis.layers.{i}.{p}"] = source[f"synthesis.{name}.{p}"]
+        for i, r in enumerate(blocks):
+            for p in ("weight", "bias", "affine.weight", "affine.bias"):
+                state[f"synthesis.torgbs.{i}.{p}"] = source[f"synthesis.b{r}.torgb.{p}"]
+    except KeyError as error:
+        raise FacesteerError(f"{what}: stylegan2-ada-pytorch tensor {error} is missing") from None
+    return _build(config, state, what)
+
+
+def save_safetensors(
+    network: StyleGAN2Network, path: str | os.PathLike[str], half: bool = True, card: dict[str, Any] | None = None
+) -> Path:
+    """Write facesteer's own StyleGAN2 file: the state dict (fp16 by default) with the config as metadata."""
+    from safetensors.torch import save_file
+
+    from facesteer.files import atomic_path
+
+    dtype = torch.float16 if half else torch.float32
+    state = {k: v.detach().to(dtype).contiguous() for k, v in network.state_dict().items()}
+    metadata = {"format": SAFETENSORS_FORMAT, "config": json.dumps(network.config.to_dict())}
+    if card:
+        metadata["card"] = json.dumps(card)
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        save_file(state, str(temporary), metadata=metadata)
+    return path
+
+
+def from_safetensors(path: str | os.PathLike[str]) -> StyleGAN2Network:
+    """Read a file written by :func:`save_safetensors`."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
+    except (SafetensorError, OSError) as error:
+        raise FacesteerError(f"cannot read {path}: {error}") from None
+    if metadata.get("format") != SAFETENSORS_FORMAT:
+        raise FacesteerError(f"{path} is not a facesteer StyleGAN2 file (format {metadata.get('format')!r})")
+    return _build(StyleGAN2Config(**json.loads(metadata["config"])), state, str(path))
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def load_stylegan2_file(path: str | os.PathLike[str], name: str | None = None) -> StyleGAN2Generator:
+    """A StyleGAN2 generator from a ``.safetensors`` (facesteer), ``.pt``/``.pth`` (rosinality, ``g_ema``)
+    or ``.pkl`` (NVIDIA, ``G_ema``) file, read without executing anything in it."""
+    path = Path(path)
+    what = str(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        network, kind = from_safetensors(path), "facesteer"
+    elif suffix == ".pkl":
+        snapshot = load_pickle(path)
+        generator = snapshot.get("G_ema") if isinstance(snapshot, dict) else None
+        if not isinstance(generator, PickledModule):
+            raise FacesteerError(f"{path} has no 'G_ema' network (NVIDIA stylegan2-ada-pytorch layout)")
+        network, kind = from_nvidia(generator, what=what), "nvidia-pkl"
+    else:
+        network, kind = from_rosinality(load_torch_file(path), what), "rosinality-pt"
+    return StyleGAN2Generator(network, name or path.stem, source=f"{path.name} ({kind}, sha256 {file_digest(path)})")
+
+
+__all__ = [
+    "StyleGAN2Generator",
+    "from_nvidia",
+    "from_rosinality",
+    "from_safetensors",
+    "load_stylegan2_file",
+    "save_safetensors",
+]

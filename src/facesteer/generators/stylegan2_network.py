@@ -1,0 +1,266 @@
+"""StyleGAN2 (Karras et al., CVPR 2020): the config-F generator with skip outputs, and a residual
+discriminator, in one readable file.
+
+Generator, for a batch of N codes and output resolution R = 2^k:
+
+    z (N, z_dim) -> normalize -> mapping MLP (8 equalized FC + leaky ReLU, lr x 0.01) -> w (N, w_dim)
+    w broadcast to W+ (N, num_ws, w_dim), num_ws = 2k - 2; truncation lerps it toward ``w_avg``
+    const (C4, 4, 4) -> conv 3x3 (style ws[0])                              (N, C4, 4, 4)      + toRGB (ws[1])
+    for each resolution r = 8 .. R: conv 3x3 up x2 (ws[2i-1]), conv 3x3 (ws[2i]) (N, Cr, r, r) + toRGB (ws[2i+1])
+    image = sum over resolutions of the upsampled toRGB outputs                 (N, 3, R, R), about [-1, 1]
+
+Every convolution is modulated by an affine map of its style vector and demodulated (toRGB is only modulated);
+noise (a fixed per-layer buffer, scaled by a learned strength) is added before bias and leaky ReLU x sqrt(2).
+Upsampling is a transposed convolution followed by the [1, 3, 3, 1] blur. Weights use the equalized learning
+rate: parameters are stored at unit scale and multiplied by 1/sqrt(fan_in) when used.
+
+Parameter names are facesteer's own; ``facesteer.generators.stylegan2`` converts rosinality's and NVIDIA's
+layouts into them. The same arithmetic as those references is verified by tests on random weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LRELU_GAIN = math.sqrt(2.0)
+BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
+
+
+@dataclass
+class StyleGAN2Config:
+    """Everything needed to build the network; stored beside the weights.
+
+    Attributes:
+        resolution: output size R (a power of two >= 4).
+        channels: feature channels per resolution, keys "4", "8", ..., str(R).
+        z_dim, w_dim: latent sizes.
+        mapping_layers: fully connected layers of the mapping network.
+        mapping_lr_multiplier: learning-rate multiplier of the mapping layers (0.01 in the paper).
+        conv_clamp: clamp every conv output to +-conv_clamp (NVIDIA's ADA configs use 256), None = off.
+    """
+
+    resolution: int
+    channels: dict[str, int] = field(default_factory=dict)
+    z_dim: int = 512
+    w_dim: int = 512
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    conv_clamp: float | None = None
+
+    @property
+    def resolutions(self) -> list[int]:
+        return [2**i for i in range(2, int(math.log2(self.resolution)) + 1)]
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * len(self.resolutions)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def small(cls, resolution: int = 64, channel_base: int = 8192, channel_max: int = 256, **kwargs) -> StyleGAN2Config:
+        """NVIDIA's channel rule min(channel_base / r, channel_max) at every resolution r."""
+        resolutions = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+        channels = {str(r): min(channel_base // r, channel_max) for r in resolutions}
+        return cls(resolution=resolution, channels=channels, **kwargs)
+
+
+class EqualizedLinear(nn.Module):
+    """y = act(x W^T * gain + b * lr), W stored as N(0, 1/lr^2); gain = lr / sqrt(in)."""
+
+    def __init__(
+        self, in_features: int, out_features: int, lr_multiplier: float = 1.0, bias_init: float = 0.0, act: bool = False
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.addmm(self.bias * self.bias_gain, x, (self.weight * self.weight_gain).t())
+        return F.leaky_relu(x, 0.2) * LRELU_GAIN if self.act else x
+
+
+def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale each row to unit root-mean-square (the 'pixel norm' of z)."""
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+class MappingNetwork(nn.Module):
+    """z (N, z_dim) -> w (N, w_dim); keeps ``w_avg``, the running mean of w used by truncation."""
+
+    def __init__(self, config: StyleGAN2Config) -> None:
+        super().__init__()
+        dims = [config.z_dim] + [config.w_dim] * config.mapping_layers
+        self.layers = nn.ModuleList(
+            EqualizedLinear(a, b, lr_multiplier=config.mapping_lr_multiplier, act=True)
+            for a, b in itertools.pairwise(dims)
+        )
+        self.register_buffer("w_avg", torch.zeros(config.w_dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = normalize_2nd_moment(z)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def blur_kernel(device: torch.device | None = None) -> torch.Tensor:
+    """The normalized 4x4 binomial low-pass filter, outer product of [1, 3, 3, 1] / 8."""
+    taps = torch.tensor(BLUR_TAPS, device=device)
+    kernel = taps[:, None] * taps[None, :]
+    return kernel / kernel.sum()
+
+
+def filter2d(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int], gain: float = 1.0) -> torch.Tensor:
+    """Pad (before, after) on both axes, then convolve every channel with ``kernel * gain`` (symmetric)."""
+    channels = x.shape[1]
+    weight = (kernel * gain).to(x.dtype).expand(channels, 1, *kernel.shape)
+    return F.conv2d(F.pad(x, [pad[0], pad[1], pad[0], pad[1]]), weight, groups=channels)
+
+
+def upsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, 2H, 2W): insert zeros after every sample, then low-pass (upfirdn2d, up=2)."""
+    n, c, h, w = x.shape
+    up = x.new_zeros(n, c, 2 * h, 2 * w)
+    up[:, :, ::2, ::2] = x
+    return filter2d(up, kernel, pad=(2, 1), gain=4.0)
+
+
+def modulated_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True, up: bool = False
+) -> torch.Tensor:
+    """Convolve each sample with its own modulated (and demodulated) kernel, as one grouped convolution.
+
+    Args:
+        x: (N, I, H, W) features.
+        weight: (O, I, k, k) kernel.
+        styles: (N, I) per-sample input-channel scales.
+        demodulate: rescale each output channel's kernel to unit norm.
+        up: upsample x2 (transposed convolution, then the blur); output (N, O, 2H, 2W).
+
+    Returns:
+        (N, O, H, W) or (N, O, 2H, 2W).
+    """
+    n, in_channels, h, w = x.shape
+    out_channels, _, k, _ = weight.shape
+    kernels = weight.unsqueeze(0) * styles.reshape(n, 1, in_channels, 1, 1)  # (N, O, I, k, k)
+    if demodulate:
+        kernels = kernels * (kernels.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
+    x = x.reshape(1, n * in_channels, h, w)
+    if up:
+        kernels = kernels.transpose(1, 2).reshape(n * in_channels, out_channels, k, k)
+        x = F.conv_transpose2d(x, kernels, stride=2, groups=n)
+        x = x.reshape(n, out_channels, *x.shape[2:])
+        return filter2d(x, blur_kernel(x.device), pad=(1, 1), gain=4.0)
+    x = F.conv2d(x, kernels.reshape(n * out_channels, in_channels, k, k), padding=k // 2, groups=n)
+    return x.reshape(n, out_channels, h, w)
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally upsampling x2) + noise + bias + leaky ReLU, for one style vector."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool, conv_clamp: float | None
+    ) -> None:
+        super().__init__()
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.up = up
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: str = "const") -> torch.Tensor:
+        x = modulated_conv2d(x, self.weight, self.affine(w), demodulate=True, up=self.up)
+        if noise == "const":
+            x = x + self.noise_const * self.noise_strength
+        elif noise == "random":
+            x = x + torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device) * self.noise_strength
+        x = F.leaky_relu(x + self.bias.reshape(1, -1, 1, 1), 0.2) * LRELU_GAIN
+        return x.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else x
+
+
+class ToRGB(nn.Module):
+    """Modulated (not demodulated) 1x1 conv to RGB + bias."""
+
+    def __init__(self, in_channels: int, w_dim: int, conv_clamp: float | None) -> None:
+        super().__init__()
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(3, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(3))
+        self.weight_gain = 1 / math.sqrt(in_channels)
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x = modulated_conv2d(x, self.weight, self.affine(w) * self.weight_gain, demodulate=False)
+        x = x + self.bias.reshape(1, -1, 1, 1)
+        return x.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else x
+
+
+class SynthesisNetwork(nn.Module):
+    """W+ codes (N, num_ws, w_dim) -> images (N, 3, R, R)."""
+
+    def __init__(self, config: StyleGAN2Config) -> None:
+        super().__init__()
+        ch = {int(r): c for r, c in config.channels.items()}
+        resolutions = config.resolutions
+        self.const = nn.Parameter(torch.randn(ch[4], 4, 4))
+        layers = [SynthesisLayer(ch[4], ch[4], config.w_dim, 4, up=False, conv_clamp=config.conv_clamp)]
+        torgbs = [ToRGB(ch[4], config.w_dim, config.conv_clamp)]
+        for r in resolutions[1:]:
+            layers.append(SynthesisLayer(ch[r // 2], ch[r], config.w_dim, r, up=True, conv_clamp=config.conv_clamp))
+            layers.append(SynthesisLayer(ch[r], ch[r], config.w_dim, r, up=False, conv_clamp=config.conv_clamp))
+            torgbs.append(ToRGB(ch[r], config.w_dim, config.conv_clamp))
+        self.layers = nn.ModuleList(layers)
+        self.torgbs = nn.ModuleList(torgbs)
+        self.register_buffer("resample_kernel", blur_kernel(), persistent=False)
+        self.num_ws = config.num_ws
+
+    def forward(self, ws: torch.Tensor, noise: str = "const") -> torch.Tensor:
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
+            raise ValueError(f"W+ codes must have shape (N, {self.num_ws}, w_dim), got {tuple(ws.shape)}")
+        x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+        x = self.layers[0](x, ws[:, 0], noise)
+        image = self.torgbs[0](x, ws[:, 1])
+        for i, torgb in enumerate(self.torgbs[1:], start=1):
+            x = self.layers[2 * i - 1](x, ws[:, 2 * i - 1], noise)
+            x = self.layers[2 * i](x, ws[:, 2 * i], noise)
+            image = upsample2d(image, self.resample_kernel) + torgb(x, ws[:, 2 * i + 1])
+        return image
+
+
+class StyleGAN2Network(nn.Module):
+    """Mapping + synthesis, with the truncation trick."""
+
+    def __init__(self, config: StyleGAN2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.mapping = MappingNetwork(config)
+        self.synthesis = SynthesisNetwork(config)
+
+    @property
+    def num_ws(self) -> int:
+        return self.config.num_ws
+
+    def broadcast(self, w: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
+        """w (N, w_dim) -> W+ (N, num_ws, w_dim), truncated toward ``w_avg`` by psi on the first ``cutoff``."""
+        wp = w.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if psi != 1.0:
+            cutoff = self.num_ws if cutoff is None else cutoff
+            wp[:, :cutoff] = self.mapping.w_avg.lerp(wp[:, :cutoff], psi)
+        return wp
+
+    def forward(self, z: torch.Tensor, psi: float = 1.0, cutoff: int | None = None, noise: str = "const"):
+        """z (N, z_dim) -> images (N, 3, R, R)."""
+        return self.synthesis(self.broadcast(self.mapping(z), psi, cutoff), noise)
