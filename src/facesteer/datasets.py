@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from facesteer.errors import FacesteerError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -41,3 +43,38 @@ def utkface_faces(folder: str | os.PathLike[str]) -> list[LabelledFace]:
     if not faces:
         raise FacesteerError(f"{folder} holds no UTKFace-named photos (AGE_GENDER_RACE_DATE.jpg.chip.jpg)")
     return faces
+
+
+def load_image_folder(
+    folder: str | os.PathLike[str], resolution: int, limit: int | None = None, progress: bool = True
+) -> np.ndarray:
+    """Every image in ``folder`` (sorted by name), as RGB resized to ``resolution`` x ``resolution``.
+
+    Non-square images are centre-cropped to a square first; downsizing uses PIL's Lanczos filter.
+
+    Returns:
+        uint8 array (N, resolution, resolution, 3).
+
+    Raises:
+        FacesteerError: missing or empty folder, or an unreadable image (named).
+    """
+    from PIL import Image, UnidentifiedImageError
+    from tqdm import tqdm
+
+    paths = list_images(folder)[:limit]
+    if not paths:
+        raise FacesteerError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    out = np.empty((len(paths), resolution, resolution, 3), dtype=np.uint8)
+    for i, path in enumerate(tqdm(paths, desc=f"reading {Path(folder).name}", unit="img", disable=not progress)):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                side = min(image.size)
+                left, top = (image.width - side) // 2, (image.height - side) // 2
+                image = image.crop((left, top, left + side, top + side))
+                if image.size != (resolution, resolution):
+                    image = image.resize((resolution, resolution), Image.Resampling.LANCZOS)
+                out[i] = np.asarray(image)
+        except (UnidentifiedImageError, OSError) as error:
+            raise FacesteerError(f"cannot read image {path}: {error}") from None
+    return out
