@@ -483,6 +483,68 @@ def evaluate_predictor(
     _print_agreement(metrics)
 
 
+@app.command("train-gan")
+def train_gan(
+    data: Path = typer.Option(..., "--data", help="folder of face images (resized to --resolution)"),
+    out: Path = typer.Option(..., "--out", "-o", help="run folder; running again resumes from its checkpoint"),
+    resolution: int = typer.Option(64, "--resolution", min=8, help="image size (a power of two)"),
+    kimg: float = typer.Option(1000.0, "--kimg", min=0.001, help="train until this many thousand images"),
+    batch_size: int = typer.Option(32, "--batch-size", min=2),
+    seed: int = typer.Option(0, "--seed", min=0),
+    channel_base: int = typer.Option(8192, "--channel-base", min=1, help="channels min(base / r, max) at r x r"),
+    channel_max: int = typer.Option(256, "--channel-max", min=1),
+    z_dim: int = typer.Option(256, "--z-dim", min=1),
+    w_dim: int = typer.Option(256, "--w-dim", min=1),
+    mapping_layers: int = typer.Option(8, "--mapping-layers", min=1),
+    r1_gamma: float = typer.Option(0.05, "--r1-gamma", min=0.0),
+    augment: str = typer.Option("color,translation,cutout", "--augment", help="DiffAugment policy or 'none'"),
+    snapshot_kimg: float = typer.Option(10.0, "--snapshot-kimg", min=0.001, help="samples, FID and checkpoint"),
+    fid_num: int = typer.Option(2000, "--fid-num", min=0, help="generated images per snapshot FID (0 = none)"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if available), cpu or cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Train a StyleGAN2 on the faces in DATA (DiffAugment, lazy R1, EMA generator), resumable."""
+    import torch
+
+    from facesteer.training.augment import TRANSFORMS
+    from facesteer.training.stylegan2 import Trainer, TrainingOptions
+
+    if resolution & (resolution - 1):
+        raise FacesteerError(f"--resolution must be a power of two, got {resolution}")
+    policy = () if augment == "none" else tuple(p.strip() for p in augment.split(",") if p.strip())
+    unknown = [p for p in policy if p not in TRANSFORMS]
+    if unknown:
+        raise FacesteerError(f"unknown --augment {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)} or none")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise FacesteerError("--device cuda: no CUDA device is available")
+    elif device not in ("cpu", "cuda"):
+        raise FacesteerError(f"--device must be auto, cpu or cuda, got {device!r}")
+    options = TrainingOptions(
+        data=str(data.resolve()),
+        resolution=resolution,
+        kimg=kimg,
+        batch_size=batch_size,
+        seed=seed,
+        channel_base=channel_base,
+        channel_max=channel_max,
+        z_dim=z_dim,
+        w_dim=w_dim,
+        mapping_layers=mapping_layers,
+        r1_gamma=r1_gamma,
+        augment=policy,
+        snapshot_kimg=snapshot_kimg,
+        fid_num=fid_num,
+        device=device,
+    )
+    trainer = Trainer(options, out, progress=not quiet)
+    records = trainer.train()
+    last = records[-1] if records else {"kimg": trainer.images_seen / 1000}
+    fid_text = f", FID {last['fid']:.2f}" if "fid" in last else ""
+    console.print(f"trained to {last['kimg']:.1f} kimg{fid_text}; generator: {out / 'generator.safetensors'}")
+
+
 @app.command()
 def fid(
     data: Path = typer.Option(..., "--data", help="folder of real face images (the reference set)"),

@@ -49,7 +49,11 @@ def inception_path() -> Path:
 @functools.cache
 def load_inception() -> torch.jit.ScriptModule:
     """The TorchScript Inception (a file from an installed package, loaded once per process)."""
-    return torch.jit.load(str(inception_path()), map_location="cpu").eval()
+    import warnings
+
+    with warnings.catch_warnings():  # the file is TorchScript; torch 2.x marks torch.jit.load deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(inception_path()), map_location="cpu").eval()
 
 
 def nv_bilinear_resize(images: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:

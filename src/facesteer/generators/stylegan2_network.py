@@ -139,7 +139,12 @@ def upsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 def modulated_conv2d(
     x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True, up: bool = False
 ) -> torch.Tensor:
-    """Convolve each sample with its own modulated (and demodulated) kernel, as one grouped convolution.
+    """Convolve each sample with its own modulated (and demodulated) kernel.
+
+    Computed as StyleGAN2's "non-fused" form: scale the input channels by the styles, run one ordinary
+    convolution with the shared kernel, scale the output channels by the demodulation coefficients. This equals
+    the per-sample kernels w'_oi = s_i w_oi / ||s w_o|| exactly and is several times faster on CPUs than a
+    grouped convolution over the batch (forward and backward).
 
     Args:
         x: (N, I, H, W) features.
@@ -151,19 +156,19 @@ def modulated_conv2d(
     Returns:
         (N, O, H, W) or (N, O, 2H, 2W).
     """
-    n, in_channels, h, w = x.shape
-    out_channels, _, k, _ = weight.shape
-    kernels = weight.unsqueeze(0) * styles.reshape(n, 1, in_channels, 1, 1)  # (N, O, I, k, k)
-    if demodulate:
-        kernels = kernels * (kernels.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
-    x = x.reshape(1, n * in_channels, h, w)
+    n, in_channels = x.shape[:2]
+    k = weight.shape[-1]
+    x = x * styles.reshape(n, in_channels, 1, 1)
     if up:
-        kernels = kernels.transpose(1, 2).reshape(n * in_channels, out_channels, k, k)
-        x = F.conv_transpose2d(x, kernels, stride=2, groups=n)
-        x = x.reshape(n, out_channels, *x.shape[2:])
-        return filter2d(x, blur_kernel(x.device), pad=(1, 1), gain=4.0)
-    x = F.conv2d(x, kernels.reshape(n * out_channels, in_channels, k, k), padding=k // 2, groups=n)
-    return x.reshape(n, out_channels, h, w)
+        x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        x = filter2d(x, blur_kernel(x.device), pad=(1, 1), gain=4.0)
+    else:
+        x = F.conv2d(x, weight, padding=k // 2)
+    if demodulate:
+        # ||s * w_o||^2 = sum_i s_i^2 sum_kk w_oik^2: one (N, I) x (I, O) product
+        coefficients = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()  # (N, O)
+        x = x * coefficients.reshape(n, -1, 1, 1)
+    return x
 
 
 class SynthesisLayer(nn.Module):
@@ -264,3 +269,81 @@ class StyleGAN2Network(nn.Module):
     def forward(self, z: torch.Tensor, psi: float = 1.0, cutoff: int | None = None, noise: str = "const"):
         """z (N, z_dim) -> images (N, 3, R, R)."""
         return self.synthesis(self.broadcast(self.mapping(z), psi, cutoff), noise)
+
+
+# ------------------------------------------------------------------------------------------- discriminator
+
+
+class EqualizedConv2d(nn.Module):
+    """Conv with equalized learning rate; optional blur + stride-2 downsampling, bias and leaky ReLU x sqrt(2)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, down: bool = False, bias: bool = True, act: bool = True
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel * kernel)
+        self.down, self.act = down, act
+        self.register_buffer("resample_kernel", blur_kernel(), persistent=False)
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        weight = self.weight * self.weight_gain
+        k = weight.shape[-1]
+        if self.down:  # blur so that the stride-2 conv sees a low-passed signal (upfirdn2d, down=2)
+            pad = k // 2 + 1  # as NVIDIA's conv2d_resample pads for the 4-tap filter: H -> H + 2 pad - 3
+            x = filter2d(x, self.resample_kernel, pad=(pad, pad))
+            x = F.conv2d(x, weight, stride=2)
+        else:
+            x = F.conv2d(x, weight, padding=k // 2)
+        if self.bias is not None:
+            x = x + self.bias.reshape(1, -1, 1, 1)
+        if self.act:
+            x = F.leaky_relu(x, 0.2) * LRELU_GAIN
+        return x * gain if gain != 1.0 else x
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual block: conv 3x3, conv 3x3 down x2, plus a 1x1 down skip, summed with gain sqrt(1/2)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv0 = EqualizedConv2d(in_channels, in_channels, 3)
+        self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, down=True)
+        self.skip = EqualizedConv2d(in_channels, out_channels, 1, down=True, bias=False, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x, gain=math.sqrt(0.5)) + self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+
+
+def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
+    """Append one feature map: the standard deviation across groups of samples, averaged over features."""
+    n, c, h, w = x.shape
+    g = min(group_size, n)
+    if n % g:
+        g = 1
+    y = x.reshape(g, -1, c, h, w)
+    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (N/g,)
+    y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)
+
+
+class Discriminator(nn.Module):
+    """StyleGAN2's residual discriminator: images (N, 3, R, R) in [-1, 1] -> logits (N,)."""
+
+    def __init__(self, config: StyleGAN2Config) -> None:
+        super().__init__()
+        ch = {int(r): c for r, c in config.channels.items()}
+        resolutions = config.resolutions[::-1]  # R, R/2, ..., 4
+        self.from_rgb = EqualizedConv2d(3, ch[resolutions[0]], 1)
+        self.blocks = nn.ModuleList(DiscriminatorBlock(ch[r], ch[r // 2]) for r in resolutions[:-1])
+        self.conv = EqualizedConv2d(ch[4] + 1, ch[4], 3)
+        self.fc = EqualizedLinear(ch[4] * 16, ch[4], act=True)
+        self.out = EqualizedLinear(ch[4], 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.from_rgb(images)
+        for block in self.blocks:
+            x = block(x)
+        x = self.conv(minibatch_stddev(x))
+        return self.out(self.fc(x.flatten(1))).squeeze(1)

@@ -1,0 +1,1 @@
+"""Training networks: StyleGAN2 generators (with DiffAugment)."""

@@ -1,0 +1,338 @@
+"""Training a small StyleGAN2 on a folder of faces, resumable, with DiffAugment, sample grids and FID.
+
+The recipe is StyleGAN2's (Karras et al. 2020) at small scale: non-saturating logistic loss, lazy R1 penalty on
+reals every ``r1_interval`` steps, style mixing, Adam (lr 0.0025, betas 0, 0.99), an exponential moving
+average of the generator (``G_ema``, the one exported), plus DiffAugment for small datasets. Path-length
+regularisation is left out (NVIDIA's small-data configurations also run without it).
+
+Everything lives in one output folder:
+
+    OUT/checkpoint.safetensors   G, D, G_ema, both optimisers and the RNG state (written atomically)
+    OUT/generator.safetensors    G_ema in facesteer's StyleGAN2 format (fp16): ``load_generator(path)``
+    OUT/best.safetensors         the exported generator with the lowest FID so far
+    OUT/samples/kimgNNNNN.N.png   a fixed grid of faces at every snapshot
+    OUT/log.jsonl                one line per snapshot: kimg, losses, FID, seconds
+    OUT/training.json            data, options and architecture; a restart must match it
+    OUT/data-RES.npy             the training images, resized once
+
+Running the same command again resumes from the last checkpoint; the same seed gives the same weights whether
+or not the run was interrupted at a snapshot.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from facesteer.errors import FacesteerError
+from facesteer.files import atomic_path
+from facesteer.generators.stylegan2_network import Discriminator, StyleGAN2Config, StyleGAN2Network
+from facesteer.training.augment import DEFAULT_POLICY, diff_augment
+
+
+@dataclass
+class TrainingOptions:
+    """What a run is made of; stored in OUT/training.json."""
+
+    data: str
+    resolution: int = 64
+    kimg: float = 1000.0
+    batch_size: int = 32
+    seed: int = 0
+    channel_base: int = 8192
+    channel_max: int = 256
+    z_dim: int = 256
+    w_dim: int = 256
+    mapping_layers: int = 8
+    learning_rate: float = 0.0025
+    r1_gamma: float = 0.05
+    r1_interval: int = 16
+    style_mixing: float = 0.9
+    ema_kimg: float = 10.0
+    augment: tuple[str, ...] = DEFAULT_POLICY
+    snapshot_kimg: float = 10.0
+    fid_num: int = 2000
+    device: str = "cpu"
+
+    def architecture(self) -> StyleGAN2Config:
+        return StyleGAN2Config.small(
+            self.resolution,
+            channel_base=self.channel_base,
+            channel_max=self.channel_max,
+            z_dim=self.z_dim,
+            w_dim=self.w_dim,
+            mapping_layers=self.mapping_layers,
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """The options a resumed run must share (everything but length, snapshots, FID size and device)."""
+        keep = asdict(self)
+        for name in ("kimg", "snapshot_kimg", "fid_num", "device"):
+            keep.pop(name)
+        keep["augment"] = list(keep["augment"])
+        return keep
+
+
+class Trainer:
+    """One StyleGAN2 training run in ``out``; :meth:`train` runs until ``options.kimg`` thousand images."""
+
+    def __init__(self, options: TrainingOptions, out: str | Path, progress: bool = True) -> None:
+        self.options, self.out, self.progress = options, Path(out), progress
+        self.device = torch.device(options.device)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_or_write_options()
+        self.images = self._dataset()
+        torch.manual_seed(options.seed)
+        config = options.architecture()
+        self.G = StyleGAN2Network(config).to(self.device)
+        self.D = Discriminator(config).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        r1_ratio = options.r1_interval / (options.r1_interval + 1)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=options.learning_rate, betas=(0.0, 0.99), eps=1e-8)
+        self.opt_D = torch.optim.Adam(
+            self.D.parameters(), lr=options.learning_rate * r1_ratio, betas=(0.0, 0.99**r1_ratio), eps=1e-8
+        )
+        self.rng = torch.Generator().manual_seed(options.seed)
+        self.step = 0
+        self.grid_z = torch.from_numpy(np.random.default_rng([options.seed, 7]).standard_normal((64, options.z_dim)))
+        self.grid_z = self.grid_z.float()
+        self.best_fid = math.inf
+        self._resume()
+
+    # ---------------------------------------------------------------------------------------------- setup
+
+    def _check_or_write_options(self) -> None:
+        path = self.out / "training.json"
+        identity = self.options.identity()
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            if stored != identity:
+                changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+                raise FacesteerError(
+                    f"{self.out} holds a run with other options ({', '.join(changed)}); use a new --out folder"
+                )
+        else:
+            if any(self.out.iterdir()):
+                raise FacesteerError(f"{self.out} is not empty and holds no training run; use a new --out folder")
+            with atomic_path(path) as temporary:
+                temporary.write_text(json.dumps(identity, indent=2) + "\n")
+
+    def _dataset(self) -> np.ndarray:
+        from facesteer.datasets import load_image_folder
+
+        path = self.out / f"data-{self.options.resolution}.npy"
+        if path.is_file():
+            return np.load(path, mmap_mode="r")
+        images = load_image_folder(self.options.data, self.options.resolution, progress=self.progress)
+        if len(images) < self.options.batch_size:
+            raise FacesteerError(f"{self.options.data} has {len(images)} images; need at least one batch")
+        with atomic_path(path) as temporary, open(temporary, "wb") as f:
+            np.save(f, images)
+        return images
+
+    @property
+    def images_seen(self) -> int:
+        return self.step * self.options.batch_size
+
+    # --------------------------------------------------------------------------------------------- step
+
+    def _reals(self) -> torch.Tensor:
+        index = torch.randint(0, len(self.images), (self.options.batch_size,), generator=self.rng)
+        batch = torch.from_numpy(np.stack([self.images[i] for i in index.tolist()]))
+        flip = torch.rand(self.options.batch_size, generator=self.rng) < 0.5  # x-flips: faces are symmetric
+        batch = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        batch[flip] = batch[flip].flip(dims=(3,))
+        return batch.to(self.device)
+
+    def _fakes(self) -> torch.Tensor:
+        n, options = self.options.batch_size, self.options
+        z = torch.randn(2, n, options.z_dim, generator=self.rng).to(self.device)
+        ws = self.G.broadcast(self.G.mapping(z[0]))
+        mix = torch.rand(n, generator=self.rng) < options.style_mixing
+        if mix.any():  # style mixing: from a random layer on, use a second code's w
+            cutoff = torch.randint(1, self.G.num_ws, (n,), generator=self.rng)
+            second = self.G.mapping(z[1]).unsqueeze(1)
+            later = (torch.arange(self.G.num_ws)[None, :] >= cutoff[:, None]) & mix[:, None]
+            ws = torch.where(later[..., None].to(self.device), second, ws)
+        return self.G.synthesis(ws, noise="random")
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        return diff_augment(images, self.rng, self.options.augment) if self.options.augment else images
+
+    def train_step(self) -> dict[str, float]:
+        """One discriminator step (with R1 every ``r1_interval`` steps), one generator step, the EMA update."""
+        options = self.options
+        torch.manual_seed(options.seed * 1_000_003 + self.step)  # the synthesis noise: a function of (seed, step)
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        reals = self._reals()
+        with torch.no_grad():
+            fakes = self._fakes()
+        d_loss = F.softplus(self.D(self._augment(fakes))).mean() + F.softplus(-self.D(self._augment(reals))).mean()
+        stats = {"loss_D": d_loss.item()}
+        if self.step % options.r1_interval == 0:
+            reals = reals.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self.D(self._augment(reals)).sum(), reals, create_graph=True)
+            penalty = gradient.square().sum(dim=(1, 2, 3)).mean()
+            d_loss = d_loss + penalty * (options.r1_gamma / 2) * options.r1_interval
+            stats["r1"] = penalty.item()
+        self.opt_D.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_D.step()
+
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        g_loss = F.softplus(-self.D(self._augment(self._fakes()))).mean()
+        self.opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_G.step()
+        stats["loss_G"] = g_loss.item()
+
+        self.step += 1
+        ema_images = (
+            options.ema_kimg * 1000 * min(1.0, self.images_seen / (0.05 * 1000 * max(options.kimg, 1e-9)) + 1e-9)
+        )
+        beta = 0.5 ** (options.batch_size / max(ema_images, 1e-8))
+        with torch.no_grad():
+            for ema, live in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                ema.copy_(live.lerp(ema, beta))
+            for ema, live in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+                ema.copy_(live)
+        return stats
+
+    # ---------------------------------------------------------------------------------- checkpointing
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {}
+        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            tensors |= {f"{prefix}.{k}": v.detach().cpu() for k, v in module.state_dict().items()}
+        for prefix, optimizer in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
+            for index, state in optimizer.state_dict()["state"].items():
+                for name, value in state.items():
+                    tensors[f"{prefix}.{index}.{name}"] = torch.as_tensor(value).detach().cpu()
+        tensors["rng"] = self.rng.get_state()
+        return {k: v.contiguous() for k, v in tensors.items()}
+
+    def save_checkpoint(self) -> None:
+        from safetensors.torch import save_file
+
+        metadata = {"step": str(self.step), "best_fid": str(self.best_fid)}
+        with atomic_path(self.out / "checkpoint.safetensors") as temporary:
+            save_file(self._tensors(), str(temporary), metadata=metadata)
+
+    def _resume(self) -> None:
+        from safetensors import safe_open
+
+        path = self.out / "checkpoint.safetensors"
+        if not path.is_file():
+            return
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle)
+        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        for prefix, optimizer in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
+            state = optimizer.state_dict()
+            entries: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in tensors.items():
+                if key.startswith(prefix + "."):
+                    _, index, name = key.split(".", 2)
+                    entries.setdefault(int(index), {})[name] = value.to(self.device)
+            state["state"] = entries
+            optimizer.load_state_dict(state)
+        self.rng.set_state(tensors["rng"])
+        self.step = int(metadata["step"])
+        self.best_fid = float(metadata["best_fid"])
+
+    # ----------------------------------------------------------------------------------------- snapshot
+
+    def export_generator(self, path: Path, card: dict[str, Any] | None = None) -> Path:
+        from facesteer.generators.stylegan2 import save_safetensors
+
+        network = copy.deepcopy(self.G_ema).cpu()
+        with torch.no_grad():  # w_avg for truncation: the mean of w over fixed samples
+            z = torch.from_numpy(
+                np.random.default_rng([self.options.seed, 9]).standard_normal((10_000, self.options.z_dim))
+            )
+            network.mapping.w_avg.copy_(network.mapping(z.float()).mean(dim=0))
+        return save_safetensors(network, path, card=card)
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        from facesteer.generators.base import to_uint8_images
+        from facesteer.images import image_grid
+
+        images = torch.cat([self.G_ema(self.grid_z[i : i + 16].to(self.device)).cpu() for i in range(0, 64, 16)])
+        return image_grid(to_uint8_images(images), columns=8)
+
+    def fid(self) -> float:
+        from facesteer.fid import dataset_statistics, fid_of_generator
+
+        reference = dataset_statistics(self.options.data, self.options.resolution, progress=self.progress)
+        z_rng = np.random.default_rng([self.options.seed, 11])
+        z_all = z_rng.standard_normal((self.options.fid_num, self.options.z_dim)).astype(np.float32)
+
+        @torch.no_grad()
+        def images(start: int, count: int) -> np.ndarray:
+            from facesteer.generators.base import to_uint8_images
+
+            z = torch.from_numpy(z_all[start : start + count]).to(self.device)
+            return to_uint8_images(self.G_ema(z).cpu())
+
+        return fid_of_generator(images, reference, self.options.fid_num, progress=False)
+
+    def snapshot(self, stats: dict[str, float], seconds: float) -> dict[str, Any]:
+        from facesteer.images import save_png
+
+        kimg = self.images_seen / 1000
+        save_png(self.out / "samples" / f"kimg{kimg:07.1f}.png", self.sample_grid())
+        record: dict[str, Any] = {"kimg": round(kimg, 3), "step": self.step, "seconds": round(seconds, 1), **stats}
+        exported = self.export_generator(self.out / "generator.safetensors")
+        if self.options.fid_num > 0:
+            record["fid"] = self.fid()
+            if record["fid"] < self.best_fid:
+                self.best_fid = record["fid"]
+                exported.with_name("best.safetensors").write_bytes(exported.read_bytes())
+        self.save_checkpoint()
+        with open(self.out / "log.jsonl", "a") as log:
+            log.write(json.dumps(record) + "\n")
+        return record
+
+    def train(self) -> list[dict[str, Any]]:
+        """Train to ``options.kimg``, snapshotting every ``snapshot_kimg`` and at the end."""
+        options = self.options
+        total_steps = math.ceil(options.kimg * 1000 / options.batch_size)
+        snapshot_every = max(1, round(options.snapshot_kimg * 1000 / options.batch_size))
+        records, started = [], time.perf_counter()
+        running: dict[str, list[float]] = {}
+        bar = tqdm(
+            total=total_steps, initial=self.step, desc="training StyleGAN2", unit="step", disable=not self.progress
+        )
+        while self.step < total_steps:
+            for key, value in self.train_step().items():
+                running.setdefault(key, []).append(value)
+            bar.update(1)
+            bar.set_postfix(
+                kimg=f"{self.images_seen / 1000:.1f}",
+                D=f"{running['loss_D'][-1]:.2f}",
+                G=f"{running['loss_G'][-1]:.2f}",
+            )
+            if self.step % snapshot_every == 0 or self.step == total_steps:
+                stats = {k: float(np.mean(v)) for k, v in running.items()}
+                record = self.snapshot(stats, time.perf_counter() - started)
+                records.append(record)
+                running = {}
+                if "fid" in record:
+                    bar.write(f"kimg {record['kimg']:.1f}: FID {record['fid']:.2f}")
+        bar.close()
+        return records
