@@ -42,6 +42,13 @@ def _print_json(content: Any) -> None:
     sys.stdout.write(json.dumps(content, indent=2) + "\n")
 
 
+def _set_truncation(model: Any, psi: float) -> None:
+    if psi != 1.0:
+        if not hasattr(model, "set_truncation"):
+            raise FacesteerError(f"{model.name} has no truncation trick (it is not a style-based generator)")
+        model.set_truncation(psi)
+
+
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
@@ -126,15 +133,21 @@ def sample(
     chunk_size: int = typer.Option(512, "--chunk-size", min=1, help="rows per commit to disk"),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="images synthesized and scored at a time"),
     workers: int = WorkersOption,
+    wp: bool = typer.Option(False, "--wp", help="also store W+ codes (style-based generators)"),
+    truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Sample latent codes, synthesize and score the faces, and store them as a resumable LatentDataset."""
+    """Sample latent codes, synthesize and score the faces, and store them as a resumable LatentDataset
+    (z.npy; w.npy too for style-based generators, and wp.npy with --wp)."""
     from facesteer.latents import sample_dataset
 
     model = load_generator(generator)
+    _set_truncation(model, truncation)
     scoring = None if scorer == "none" else load_scorer(scorer, models, workers)
     try:
-        dataset = sample_dataset(model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet)
+        dataset = sample_dataset(
+            model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet, store_wp=wp
+        )
     finally:
         if scoring is not None:
             scoring.close()
@@ -335,25 +348,28 @@ def edit(
 
 
 def _print_evaluation(result: dict[str, Any]) -> None:
-    attributes = result["attributes"]
+    attributes, spaces = result["attributes"], result.get("spaces", ["z"])
+    by_space = result.get("by_space", {spaces[0]: result})
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     accuracy = [
-        [
-            a,
-            f"{result['accuracy'][a]['validation']:.3f}",
-            "-" if result["accuracy"][a]["all"] is None else f"{result['accuracy'][a]['all']:.3f}",
-        ]
-        for a in attributes
+        [a, *(fmt(by_space[s]["accuracy"][a][k]) for s in spaces for k in ("validation", "all"))] for a in attributes
     ]
-    console.print(_table("Boundary accuracy", ["attribute", "validation", "all"], accuracy))
-    for name in ("plain", "conditioned"):
-        matrix = result["edit_effects_standardized"][name]
-        console.print(
-            _table(
-                f"Edit effects, {name} boundaries (std units per unit step; rows edited, columns measured)",
-                ["", *attributes],
-                [[f"edit {a}", *(f"{v:+.3f}" for v in row)] for a, row in zip(attributes, matrix, strict=True)],
+    columns = ["attribute", *(f"{s} {k}" for s in spaces for k in ("validation", "all"))]
+    console.print(_table("Boundary accuracy", columns, accuracy))
+    for space in spaces:
+        for name in ("plain", "conditioned"):
+            matrix = by_space[space]["edit_effects_standardized"][name]
+            console.print(
+                _table(
+                    f"Edit effects in {space}, {name} boundaries (std units per unit step; rows edited, columns "
+                    "measured)",
+                    ["", *attributes],
+                    [[f"edit {a}", *(f"{v:+.3f}" for v in row)] for a, row in zip(attributes, matrix, strict=True)],
+                )
             )
-        )
 
 
 @app.command()
@@ -560,10 +576,7 @@ def fid(
     from facesteer.fid import dataset_statistics, fid_of_generator
 
     model = load_generator(generator)
-    if truncation != 1.0:
-        if not hasattr(model, "set_truncation"):
-            raise FacesteerError(f"{model.name} has no truncation trick (it is not a style-based generator)")
-        model.set_truncation(truncation)
+    _set_truncation(model, truncation)
     reference = dataset_statistics(data, model.resolution, cache, progress=not as_json)
 
     def images(start: int, count: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from facesteer.boundaries import Boundary, as_unit_row, project_boundary, train_
 from facesteer.datasets import utkface_faces
 from facesteer.editing import shift
 from facesteer.errors import FacesteerError
-from facesteer.generators import Generator, load_generator
+from facesteer.generators import Generator, load_generator_for
 from facesteer.images import load_image
 from facesteer.latents import LatentDataset
 from facesteer.visualize import save_edit_grid, save_heatmap
@@ -210,6 +210,82 @@ def diagonal_dominance(effects: np.ndarray) -> dict[str, float]:
     }
 
 
+def _evaluate_space(
+    dataset: LatentDataset,
+    generator: Generator,
+    scorer: AttributeScorer,
+    space: str,
+    held_out_z: np.ndarray,
+    grid_z: np.ndarray,
+    alpha: float,
+    ratio: float,
+    split: float,
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Boundaries (trained if missing), accuracies, cosines, edit effects and grids for one latent space.
+
+    Boundaries live in ``RUN/boundaries/ATTRIBUTE.npy`` for z and ``ATTRIBUTE_w.npy`` for w (InterFaceGAN's
+    naming); figures of a space other than z carry its name as a suffix.
+    """
+    root, attributes = dataset.root, dataset.attributes
+    suffix = "" if space == "z" else f"_{space}"
+    boundary_dir = root / "boundaries"
+    missing = [a for a in attributes if not (boundary_dir / f"{a}{suffix}.npy").is_file()]
+    for attribute in missing:
+        boundary = train_run_boundary(dataset, attribute, space=space, ratio=ratio, split=split, seed=seed)
+        boundary.save(boundary_dir / f"{attribute}{suffix}.npy")
+    boundaries = {a: Boundary.load(boundary_dir / f"{a}{suffix}.npy") for a in attributes}
+    dimension = generator.space_shape(space)[0]
+    for boundary in boundaries.values():
+        boundary.check_matches(dimension, space, generator.name)
+    conditioned = {
+        a: project_boundary(boundaries[a].normal, *(boundaries[b].normal for b in attributes if b != a))
+        for a in attributes
+    }
+    to_space = (lambda z: z) if space == "z" else (lambda z: generator.map(z, space))
+    held_out, faces = to_space(held_out_z), to_space(grid_z)
+    spread = np.nanstd(dataset.scores(), axis=0)
+    normals = {a: b.normal for a, b in boundaries.items()}
+    plain = edit_effects(generator, scorer, held_out, normals, alpha, space=space, progress=progress)
+    projected = edit_effects(generator, scorer, held_out, conditioned, alpha, space=space, progress=progress)
+    plain_std, projected_std = plain / spread, projected / spread
+    cosines = cosine_matrix(list(normals.values()))
+
+    figures = root / "figures"
+    save_heatmap(figures / f"boundary_cosines{suffix}.png", cosines, attributes, attributes,
+                 f"cosine between {space} boundaries")  # fmt: skip
+    for name, matrix in [("plain", plain_std), ("conditioned", projected_std)]:
+        save_heatmap(
+            figures / f"edit_effects_{name}{suffix}.png",
+            matrix,
+            [f"edit {a}" for a in attributes],
+            attributes,
+            f"{name} {space} boundaries: change per unit step (std units)",
+        )
+    for attribute in attributes:
+        save_edit_grid(figures / f"edit_{attribute}{suffix}.png", generator, faces, normals[attribute], space=space)
+        save_edit_grid(
+            figures / f"edit_{attribute}{suffix}_conditioned.png", generator, faces, conditioned[attribute], space=space
+        )
+    return {
+        "space": space,
+        "accuracy": {
+            a: {
+                "validation": b.info.get("validation_accuracy"),
+                "all": b.info.get("all_accuracy"),
+                "counts": b.info.get("counts"),
+            }
+            for a, b in boundaries.items()
+        },
+        "boundary_cosines": cosines.tolist(),
+        "score_std": spread.tolist(),
+        "edit_effects": {"plain": plain.tolist(), "conditioned": projected.tolist()},
+        "edit_effects_standardized": {"plain": plain_std.tolist(), "conditioned": projected_std.tolist()},
+        "dominance": {"plain": diagonal_dominance(plain_std), "conditioned": diagonal_dominance(projected_std)},
+    }
+
+
 def evaluate_run(
     run: str | os.PathLike[str],
     scorer: AttributeScorer,
@@ -220,87 +296,100 @@ def evaluate_run(
     split: float = 0.7,
     seed: int = 0,
     progress: bool = True,
+    spaces: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """InterFaceGAN's evaluation of a sampled run, written to ``RUN/report.md`` with PNG figures.
 
     Uses the boundaries in ``RUN/boundaries`` (trained there first if missing) and their conditioned versions
-    (each projected off all the others). The held-out codes are rows ``num .. num + edit_codes - 1`` of the
-    run's seed: never sampled into the run, so never used for training.
+    (each projected off all the others), in every single-vector space the run stores (z, and w for style-based
+    generators) unless ``spaces`` says otherwise. The held-out codes are rows ``num .. num + edit_codes - 1``
+    of the run's seed (mapped to w for the w space): never sampled into the run, so never used for training.
 
     Returns:
-        The report's numbers: accuracies, cosine matrix, score correlations, plain and conditioned edit
-        effects (raw units and standardized by each attribute's std over the run), dominance summaries.
+        The report's numbers. Top level: the first space (z), as accuracies, cosine matrix, plain and
+        conditioned edit effects (raw and standardized by each attribute's std over the run) and dominance
+        summaries, plus the score correlations; ``by_space`` holds the same per space, for side-by-side tables.
     """
     dataset = LatentDataset(run).require_complete()
     if not dataset.attributes:
         raise FacesteerError(f"{run} has no attribute scores to evaluate")
     root = Path(run)
-    generator = load_generator(dataset.manifest["generator"]["name"])
-    attributes = dataset.attributes
-    boundary_dir = root / "boundaries"
-    missing = [a for a in attributes if not (boundary_dir / f"{a}.npy").is_file()]
-    if missing:
-        train_all_boundaries(dataset, boundary_dir, missing, ratio=ratio, split=split, seed=seed)
-    boundaries = {a: Boundary.load(boundary_dir / f"{a}.npy") for a in attributes}
-    for boundary in boundaries.values():
-        boundary.check_matches(generator.z_dim, "z", generator.name)
-    conditioned = {
-        a: project_boundary(boundaries[a].normal, *(boundaries[b].normal for b in attributes if b != a))
-        for a in attributes
-    }
-
-    cosines = cosine_matrix([b.normal for b in boundaries.values()])
-    correlations = score_correlation(dataset.scores())
-    spread = np.nanstd(dataset.scores(), axis=0)
+    generator = load_generator_for(dataset.manifest["generator"])
+    spaces = list(spaces or [s for s in dataset.spaces if s in ("z", "w")])
+    unknown = [s for s in spaces if s not in dataset.spaces or s == "wp"]
+    if unknown:
+        raise FacesteerError(f"cannot evaluate space(s) {unknown}: {run} stores {dataset.spaces} (wp is not supported)")
     held_out = generator.sample_z(edit_codes, dataset.manifest["seed"], start=dataset.num)
-    plain = edit_effects(
-        generator, scorer, held_out, {a: b.normal for a, b in boundaries.items()}, alpha, progress=progress
-    )
-    projected = edit_effects(generator, scorer, held_out, conditioned, alpha, progress=progress)
-    plain_std, projected_std = plain / spread, projected / spread
-
-    figures = root / "figures"
-    save_heatmap(figures / "boundary_cosines.png", cosines, attributes, attributes, "cosine between boundaries")
-    save_heatmap(figures / "score_correlations.png", correlations, attributes, attributes, "correlation of scores")
-    for name, matrix in [("plain", plain_std), ("conditioned", projected_std)]:
-        save_heatmap(
-            figures / f"edit_effects_{name}.png",
-            matrix,
-            [f"edit {a}" for a in attributes],
-            attributes,
-            f"{name} boundaries: change per unit step (std units)",
-        )
-    faces = generator.sample_z(grid_faces, dataset.manifest["seed"], start=dataset.num)
-    for attribute in attributes:
-        save_edit_grid(figures / f"edit_{attribute}.png", generator, faces, boundaries[attribute].normal)
-        save_edit_grid(figures / f"edit_{attribute}_conditioned.png", generator, faces, conditioned[attribute])
-
+    grid_z = generator.sample_z(grid_faces, dataset.manifest["seed"], start=dataset.num)
+    by_space = {
+        space: _evaluate_space(dataset, generator, scorer, space, held_out, grid_z, alpha, ratio, split, seed, progress)
+        for space in spaces
+    }
+    correlations = score_correlation(dataset.scores())
+    save_heatmap(root / "figures" / "score_correlations.png", correlations, dataset.attributes, dataset.attributes,
+                 "correlation of scores")  # fmt: skip
     result = {
         "run": str(root),
         "generator": generator.name,
         "samples": dataset.num,
         "labelled_by": (dataset.manifest["scorer"] or {}).get("name"),
         "scorer": scorer.name,
-        "attributes": attributes,
-        "accuracy": {
-            a: {
-                "validation": b.info.get("validation_accuracy"),
-                "all": b.info.get("all_accuracy"),
-                "counts": b.info.get("counts"),
-            }
-            for a, b in boundaries.items()
-        },
-        "boundary_cosines": cosines.tolist(),
+        "attributes": dataset.attributes,
+        "spaces": spaces,
+        **{k: v for k, v in by_space[spaces[0]].items() if k != "space"},
         "score_correlations": correlations.tolist(),
         "edit_codes": edit_codes,
         "alpha": alpha,
-        "score_std": spread.tolist(),
-        "edit_effects": {"plain": plain.tolist(), "conditioned": projected.tolist()},
-        "edit_effects_standardized": {"plain": plain_std.tolist(), "conditioned": projected_std.tolist()},
-        "dominance": {"plain": diagonal_dominance(plain_std), "conditioned": diagonal_dominance(projected_std)},
+        "by_space": by_space,
     }
     (root / "report.md").write_text(_report_markdown(result))
     return result
+
+
+def _spaces_section(result: dict[str, Any]) -> str:
+    """Accuracy and edit-effect summaries of every evaluated space side by side (empty for one space)."""
+    spaces = result.get("spaces", ["z"])
+    if len(spaces) < 2:
+        return ""
+    by_space, attributes = result["by_space"], result["attributes"]
+    header = ["attribute"] + [f"{space} {kind}" for space in spaces for kind in ("validation", "all")]
+    rows = []
+    for a in attributes:
+        row = [a]
+        for space in spaces:
+            entry = by_space[space]["accuracy"][a]
+            row += [f"{entry['validation']:.3f}", "-" if entry["all"] is None else f"{entry['all']:.3f}"]
+        rows.append(row)
+    summary = [
+        [space, kind, d["rows_where_diagonal_is_largest"], f"{d['mean_abs_diagonal']:.3f}",
+         f"{d['mean_abs_off_diagonal']:.3f}"]
+        for space in spaces
+        for kind, d in by_space[space]["dominance"].items()
+    ]  # fmt: skip
+    matrices = "\n\n".join(
+        f"Edit effects in {space}, {kind} boundaries (std units per unit step):\n\n"
+        + _matrix_table(
+            np.array(by_space[space]["edit_effects_standardized"][kind]),
+            [f"edit {a}" for a in attributes],
+            attributes,
+            "{:+.3f}",
+        )
+        for space in spaces[1:]
+        for kind in ("plain", "conditioned")
+    )
+    return f"""### Spaces side by side
+
+Boundaries trained on the same samples in each latent space (InterFaceGAN: W is more disentangled than Z).
+
+{_markdown_table(header, rows)}
+
+Edit effects by space (rows: edit kind; diagonal largest = how many edits change their own attribute most):
+
+{_markdown_table(["space", "boundaries", "diagonal largest", "mean abs diagonal", "mean abs off-diagonal"], summary)}
+
+{matrices}
+
+"""
 
 
 def _report_markdown(result: dict[str, Any]) -> str:
@@ -340,6 +429,7 @@ Validation: held-out confident samples. All: the remaining middle samples, label
 
 {_markdown_table(["attribute", "validation", "all", "train / side", "validation / side", "remaining"], accuracy_rows)}
 
+{_spaces_section(result)}
 ## 2. Cosine between boundaries (Table 2)
 
 {_matrix_table(np.array(result["boundary_cosines"]), attributes, attributes)}

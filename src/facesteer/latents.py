@@ -4,6 +4,8 @@ A dataset is a directory::
 
     manifest.json   what was sampled (generator, seed, scorer, sizes) and how far the run got
     z.npy           float32 (num, z_dim): the latent codes, row i drawn from (seed, i)
+    w.npy           float32 (num, w_dim): style-based generators only, mapping(z) before truncation
+    wp.npy          float32 (num, num_ws, w_dim): on request, W+ after truncation
     scores.npy      float32 (num, k): one column per attribute, NaN where the scorer found no face
 
 ``sample_dataset`` writes it chunk by chunk into preallocated ``.npy`` files. After each chunk the arrays are
@@ -174,8 +176,12 @@ def sample_dataset(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     batch_size: int = 64,
     progress: bool = True,
+    store_wp: bool = False,
 ) -> LatentDataset:
     """Sample ``num`` codes, synthesize and score them, and store everything in ``out``; resumable.
+
+    ``z.npy`` always; for style-based generators also ``w.npy`` (the mapping network's output, before
+    truncation) and, with ``store_wp``, ``wp.npy`` (W+, after truncation: num x num_ws x w_dim floats).
 
     Starting again with the same arguments after an interruption continues from the last complete chunk.
     A directory holding a different run (generator, seed, num, chunk size or scorer) is refused.
@@ -190,6 +196,7 @@ def sample_dataset(
         batch_size: images synthesized and scored per step (synthesis itself runs in the generator's
             ``preferred_batch_size``).
         progress: show a progress bar (rate, ETA) on stderr.
+        store_wp: also store the W+ codes (style-based generators only).
 
     Returns:
         The finished dataset.
@@ -198,6 +205,13 @@ def sample_dataset(
         raise FacesteerError(f"--num must be at least 1, got {num}")
     if chunk_size < 1 or batch_size < 1:
         raise FacesteerError("chunk size and batch size must be at least 1")
+    if store_wp and "wp" not in generator.spaces:
+        raise FacesteerError(f"{generator.name} has no W+ space (spaces: {', '.join(generator.spaces)})")
+    spaces = {"z": [generator.z_dim]}
+    if "w" in generator.spaces:
+        spaces["w"] = list(generator.space_shape("w"))
+    if store_wp:
+        spaces["wp"] = list(generator.space_shape("wp"))
     root = Path(out)
     attributes = list(scorer.attributes) if scorer is not None else []
     manifest: dict[str, Any] = {
@@ -207,7 +221,7 @@ def sample_dataset(
         "seed": seed,
         "num": num,
         "chunk_size": chunk_size,
-        "spaces": {"z": [generator.z_dim]},
+        "spaces": spaces,
         "scorer": scorer.config() if scorer is not None else None,
         "attributes": attributes,
         "rows_complete": 0,
@@ -222,8 +236,8 @@ def sample_dataset(
         _write_json_atomically(root / MANIFEST, manifest)
 
     # Preallocate the arrays on a fresh start; reopen them when resuming past row 0.
-    arrays: dict[str, Path] = {"z": root / "z.npy"}
-    shapes: dict[str, tuple[int, ...]] = {"z": (num, generator.z_dim)}
+    arrays: dict[str, Path] = {space: root / f"{space}.npy" for space in spaces}
+    shapes: dict[str, tuple[int, ...]] = {space: (num, *shape) for space, shape in spaces.items()}
     if scorer is not None:
         arrays["scores"], shapes["scores"] = root / SCORES, (num, len(attributes))
     mode = "w+" if manifest["rows_complete"] == 0 else "r+"
@@ -248,6 +262,9 @@ def sample_dataset(
             stop = min(start + chunk_size, num)
             z = generator.sample_z(stop - start, seed, start=start)
             maps["z"][start:stop] = z
+            for space in ("w", "wp"):
+                if space in maps:
+                    maps[space][start:stop] = generator.map(z, space)
             for lo in range(0, stop - start, batch_size):
                 hi = min(lo + batch_size, stop - start)
                 if scorer is not None:

@@ -27,7 +27,7 @@ from facesteer.attributes.predictor import (
     images_to_tensor,
 )
 from facesteer.errors import FacesteerError
-from facesteer.generators import load_generator
+from facesteer.generators import load_generator_for
 from facesteer.latents import LatentDataset
 
 
@@ -40,7 +40,7 @@ def load_teacher_runs(runs: list[str | os.PathLike[str]], progress: bool = True)
             raise FacesteerError(f"{run} was not scored by the teachers; sample it with --scorer teachers")
         if dataset.attributes != list(ATTRIBUTES):
             raise FacesteerError(f"{run} has attributes {dataset.attributes}, expected {list(ATTRIBUTES)}")
-        generator = load_generator(dataset.manifest["generator"]["name"])
+        generator = load_generator_for(dataset.manifest["generator"])
         if generator.resolution != 64:
             raise FacesteerError(f"the predictor takes 64x64 faces; {generator.name} makes {generator.resolution}")
         codes = dataset.codes("z")

@@ -45,6 +45,21 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
     )
 
 
+def load_generator_for(config: dict) -> Generator:
+    """The generator a dataset manifest names (``Generator.config()``): by registry name, else by the checkpoint
+    path recorded there, with the recorded truncation."""
+    name, path = config.get("name"), config.get("path")
+    if name in GENERATORS:
+        generator = load_generator(name)
+    elif path and Path(path).is_file():
+        generator = load_generator(path)
+    else:
+        raise FacesteerError(f"generator {name!r} of this run is neither registered nor at its recorded path {path}")
+    if config.get("truncation_psi", 1.0) != 1.0:
+        generator.set_truncation(config["truncation_psi"], config.get("truncation_cutoff"))  # type: ignore[attr-defined]
+    return generator
+
+
 def load_generator_file(path: Path) -> Generator:
     """A generator from a checkpoint file (see :func:`load_generator`)."""
     from facesteer.checkpoints import load_torch_file
@@ -59,7 +74,8 @@ def load_generator_file(path: Path) -> Generator:
         from facesteer.generators.stylegan2 import StyleGAN2Generator, file_digest
 
         network = from_rosinality(checkpoint, str(path))
-        return StyleGAN2Generator(network, path.stem, source=f"{path.name} (rosinality-pt, sha256 {file_digest(path)})")
+        source = f"{path.name} (rosinality-pt, sha256 {file_digest(path)})"
+        return StyleGAN2Generator(network, path.stem, source=source, path=path)
     keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
     raise FacesteerError(
         f"{path}: unrecognised checkpoint (expected 'netG_state_dict' (DCGAN) or 'g_ema' (rosinality StyleGAN2); "
@@ -67,4 +83,4 @@ def load_generator_file(path: Path) -> Generator:
     )
 
 
-__all__ = ["DEFAULT_GENERATOR", "GENERATORS", "Generator", "load_generator"]
+__all__ = ["DEFAULT_GENERATOR", "GENERATORS", "Generator", "load_generator", "load_generator_for"]

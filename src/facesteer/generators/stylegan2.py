@@ -43,6 +43,7 @@ class StyleGAN2Generator(Generator):
         source: where the weights came from (file and format), for manifests.
         truncation_psi: 1 = no truncation.
         truncation_cutoff: truncate the first this-many W+ rows (None = all).
+        path: the checkpoint file, when loaded from one (recorded in manifests so runs can reload it).
     """
 
     spaces = ("z", "w", "wp")
@@ -55,7 +56,9 @@ class StyleGAN2Generator(Generator):
         source: str,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
+        path: str | os.PathLike[str] | None = None,
     ) -> None:
+        self.path = str(Path(path).resolve()) if path is not None else None
         self.network = network.eval().requires_grad_(False)
         self.name = name
         self.source = source
@@ -87,6 +90,7 @@ class StyleGAN2Generator(Generator):
             "source": self.source,
             "truncation_psi": self.truncation_psi,
             "truncation_cutoff": self.truncation_cutoff,
+            **({"path": self.path} if self.path else {}),
         }
 
     def to_wp_tensor(self, codes: torch.Tensor, space: str) -> torch.Tensor:
@@ -309,7 +313,8 @@ def load_stylegan2_file(path: str | os.PathLike[str], name: str | None = None) -
         network, kind = from_nvidia(generator, what=what), "nvidia-pkl"
     else:
         network, kind = from_rosinality(load_torch_file(path), what), "rosinality-pt"
-    return StyleGAN2Generator(network, name or path.stem, source=f"{path.name} ({kind}, sha256 {file_digest(path)})")
+    source = f"{path.name} ({kind}, sha256 {file_digest(path)})"
+    return StyleGAN2Generator(network, name or path.stem, source=source, path=path)
 
 
 __all__ = [
