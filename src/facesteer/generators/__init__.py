@@ -28,8 +28,8 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
     - ``.safetensors``: facesteer's own StyleGAN2 files;
     - ``.pkl``: NVIDIA stylegan2-ada-pytorch snapshots (``G_ema``), through a restricted unpickler;
     - ``.pt`` / ``.pth`` / ``.tar``: ``torch.load(weights_only=True)``, then a DCGAN state dict under
-      ``netG_state_dict`` (the ``gan-face-generate`` / PyTorch-tutorial layout) or a rosinality StyleGAN2
-      checkpoint (``g_ema``).
+      ``netG_state_dict`` (the ``gan-face-generate`` / PyTorch-tutorial layout), a rosinality StyleGAN2
+      checkpoint (``g_ema``), or an InterFaceGAN (genforce) PGGAN state dict.
 
     Raises:
         FacesteerError: neither a registered name nor a readable checkpoint.
@@ -70,6 +70,12 @@ def load_generator_file(path: Path) -> Generator:
     checkpoint = load_torch_file(path)
     if isinstance(checkpoint, dict) and "netG_state_dict" in checkpoint:
         return DCGANFaceGenerator(weights=path)
+    if isinstance(checkpoint, dict) and "layer0.conv.weight" in checkpoint and "output0.conv.weight" in checkpoint:
+        from facesteer.generators.pggan import PGGANGenerator, PGGANNetwork
+        from facesteer.generators.stylegan2 import file_digest
+
+        source = f"{path.name} (interfacegan-pggan-pth, sha256 {file_digest(path)})"
+        return PGGANGenerator(PGGANNetwork(checkpoint, str(path)), path.stem, source=source, path=path)
     if isinstance(checkpoint, dict) and "g_ema" in checkpoint:
         from facesteer.generators.stylegan2 import StyleGAN2Generator, file_digest
 
@@ -78,7 +84,8 @@ def load_generator_file(path: Path) -> Generator:
         return StyleGAN2Generator(network, path.stem, source=source, path=path)
     keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
     raise FacesteerError(
-        f"{path}: unrecognised checkpoint (expected 'netG_state_dict' (DCGAN) or 'g_ema' (rosinality StyleGAN2); "
+        f"{path}: unrecognised checkpoint (expected 'netG_state_dict' (DCGAN), 'g_ema' (rosinality StyleGAN2) or "
+        "an InterFaceGAN PGGAN/StyleGAN state dict; "
         f"found {keys})"
     )
 
