@@ -2,7 +2,7 @@
 
 The fixtures in tests/fixtures/reference/ were written by running rosinality/stylegan2-pytorch and
 NVlabs/stylegan2-ada-pytorch themselves on small randomly initialised generators (fixed seeds, fixed noise):
-see make_stylegan2_fixtures.py there. Each test writes the weights in the reference's own file layout and
+see make_reference_fixtures.py there. Each test writes the weights in the reference's own file layout and
 loads that file through facesteer's public loader.
 """
 

@@ -29,7 +29,7 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
     - ``.pkl``: NVIDIA stylegan2-ada-pytorch snapshots (``G_ema``), through a restricted unpickler;
     - ``.pt`` / ``.pth`` / ``.tar``: ``torch.load(weights_only=True)``, then a DCGAN state dict under
       ``netG_state_dict`` (the ``gan-face-generate`` / PyTorch-tutorial layout), a rosinality StyleGAN2
-      checkpoint (``g_ema``), or an InterFaceGAN (genforce) PGGAN state dict.
+      checkpoint (``g_ema``), or an InterFaceGAN (genforce) PGGAN or StyleGAN state dict.
 
     Raises:
         FacesteerError: neither a registered name nor a readable checkpoint.
@@ -76,6 +76,12 @@ def load_generator_file(path: Path) -> Generator:
 
         source = f"{path.name} (interfacegan-pggan-pth, sha256 {file_digest(path)})"
         return PGGANGenerator(PGGANNetwork(checkpoint, str(path)), path.stem, source=source, path=path)
+    if isinstance(checkpoint, dict) and "synthesis.layer0.first_layer" in checkpoint:
+        from facesteer.generators.stylegan import StyleGANGenerator, StyleGANNetwork
+        from facesteer.generators.stylegan2 import file_digest
+
+        source = f"{path.name} (interfacegan-stylegan-pth, sha256 {file_digest(path)})"
+        return StyleGANGenerator(StyleGANNetwork(checkpoint, str(path)), path.stem, source=source, path=path)
     if isinstance(checkpoint, dict) and "g_ema" in checkpoint:
         from facesteer.generators.stylegan2 import StyleGAN2Generator, file_digest
 
