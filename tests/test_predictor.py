@@ -51,6 +51,15 @@ def test_loss_ignores_attributes_of_faceless_rows():
     assert raw.grad[0].abs().min() > 0
 
 
+def test_age_and_gender_learn_from_unmirrored_faces_only():
+    raw = torch.zeros(2, 6, requires_grad=True)
+    scores = torch.tensor([[10.0, 0.2, 30.0, 0.9, 0.1], [-10.0, 0.2, 30.0, 0.9, 0.1]])
+    distillation_loss(raw, scores, mirrored=torch.tensor([False, True])).backward()
+    assert raw.grad[0].abs().min() > 0
+    assert raw.grad[1, [2, 3]].abs().sum() == 0  # age, gender of the mirrored row
+    assert raw.grad[1, [0, 1, 4, 5]].abs().min() > 0
+
+
 def test_weights_round_trip_and_bad_files(tmp_path):
     network = AttributeNet().eval()
     card = {

@@ -2,8 +2,9 @@
 
 Training data are LatentDatasets sampled with the ``teachers`` scorer: the images are synthesized again from the
 stored codes (same generator, same bytes), the teachers' scores are the targets, and a NaN row (no face found)
-is a negative for the face output. Mirrored copies (with pose negated) are used as augmentation: mirroring
-flips yaw and leaves the other attributes alone.
+is a negative for the face output. Mirrored copies (with pose negated) are used as augmentation for pose,
+smile, eyeglasses and the face output: mirroring flips yaw and leaves those alone. Age and gender learn from
+un-mirrored faces only, because the teachers' age and gender are not mirror-symmetric on 64-px faces.
 """
 
 from __future__ import annotations
@@ -64,16 +65,32 @@ def _targets(scores: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def distillation_loss(raw: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+#: attributes whose teacher is not mirror-symmetric on 64-px faces (a face and its mirror get different ages,
+#: r = 0.62): the student learns them from un-mirrored faces only, so it copies the teacher, asymmetry included
+MIRROR_VARIANT = ("age", "gender")
+
+
+def distillation_loss(raw: torch.Tensor, scores: torch.Tensor, mirrored: torch.Tensor | None = None) -> torch.Tensor:
     """Face BCE on every row, plus the five attribute losses on the rows where the teachers found a face:
-    mean squared error for standardised pose and age, BCE with the teachers' soft targets for the rest."""
+    mean squared error for standardised pose and age, BCE with the teachers' soft targets for the rest.
+    Age and gender use only the rows that were not mirrored (``mirrored``: (N,) bool, None = none were)."""
     target = _targets(scores)
     loss = F.binary_cross_entropy_with_logits(raw[:, 5], target["face"])
-    mask = target["face"] > 0
-    if mask.any():
-        loss = loss + F.mse_loss(raw[mask, 0], target["pose"][mask]) + F.mse_loss(raw[mask, 2], target["age"][mask])
-        for column, name in ((1, "smile"), (3, "gender"), (4, "eyeglasses")):
-            loss = loss + F.binary_cross_entropy_with_logits(raw[mask, column], target[name][mask])
+    face = target["face"] > 0
+    upright = face if mirrored is None else face & ~mirrored
+    losses = {
+        "pose": (0, face, "mse"),
+        "smile": (1, face, "bce"),
+        "age": (2, upright, "mse"),
+        "gender": (3, upright, "bce"),
+        "eyeglasses": (4, face, "bce"),
+    }
+    for name, (column, rows, kind) in losses.items():
+        if rows.any():
+            if kind == "mse":
+                loss = loss + F.mse_loss(raw[rows, column], target[name][rows])
+            else:
+                loss = loss + F.binary_cross_entropy_with_logits(raw[rows, column], target[name][rows])
     return loss
 
 
@@ -111,7 +128,7 @@ def train_network(
             mirror = torch.rand(len(index), generator=order_rng) < 0.5
             x[mirror] = x[mirror].flip(dims=(3,))
             y[mirror, 0] = -y[mirror, 0]
-            loss = distillation_loss(network(x), y)
+            loss = distillation_loss(network(x), y, mirror)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
