@@ -59,6 +59,21 @@ def test_sample_stores_w_and_wp(tiny_stylegan, tmp_path):
     assert manifest["generator"]["truncation_psi"] == 0.7 and manifest["generator"]["path"] == str(tiny_stylegan)
 
 
+def test_boundaries_train_and_edit_in_wp(tiny_stylegan, tmp_path):
+    from facesteer.editing import shift
+    from facesteer.evaluation import train_run_boundary
+
+    generator = load_generator(str(tiny_stylegan))
+    dataset = sample_dataset(generator, ColourScorer(), tmp_path / "run", 200, seed=4, progress=False, store_wp=True)
+    boundary = train_run_boundary(dataset, "red", space="wp", ratio=0.1)
+    assert boundary.normal.shape == (1, generator.num_ws * 8) and boundary.space == "wp"
+    codes = np.asarray(dataset.codes("wp")[:3])
+    moved = shift(codes, boundary.normal, 2.0)
+    np.testing.assert_allclose(moved - codes, np.broadcast_to(2.0 * boundary.normal.reshape(1, -1, 8), codes.shape),
+                               atol=1e-5)  # fmt: skip
+    assert generator.synthesize(moved, "wp").shape == (3, 16, 16, 3)
+
+
 def test_sample_wp_needs_a_style_generator(run, tmp_path):
     one_line_error(run("sample", "--num", "2", "--scorer", "none", "--wp", "--out", str(tmp_path / "r")), "W+")
 

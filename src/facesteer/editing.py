@@ -21,6 +21,8 @@ def _direction_for(codes: np.ndarray, direction: np.ndarray) -> np.ndarray:
     if codes.ndim not in (2, 3):
         raise FacesteerError(f"codes must have shape (N, d) or (N, layers, d), got {codes.shape}")
     n = as_unit_row(direction)[0]
+    if codes.ndim == 3 and n.shape[0] == codes.shape[1] * codes.shape[2]:
+        return n.reshape(codes.shape[1:])  # a boundary trained in W+ itself (flattened layers x d)
     if n.shape[0] != codes.shape[-1]:
         raise FacesteerError(f"direction has dimension {n.shape[0]} but the codes have dimension {codes.shape[-1]}")
     return n

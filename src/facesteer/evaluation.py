@@ -85,9 +85,13 @@ def train_run_boundary(
     info: dict[str, Any] | None = None,
 ) -> Boundary:
     """Train one boundary on a run's codes: on its scores for ``attribute``, or on the given ``scores``
-    (N,) or (N, 1) for a custom attribute. The returned Boundary carries counts and accuracies."""
+    (N,) or (N, 1) for a custom attribute. The returned Boundary carries counts and accuracies.
+
+    W+ codes (N, num_ws, w_dim) are flattened: a W+ boundary has num_ws * w_dim entries, one direction per layer.
+    """
+    codes = dataset.codes(space)
     fit = train_boundary(
-        dataset.codes(space),
+        codes.reshape(len(codes), -1),
         dataset.scores(attribute) if scores is None else scores,
         ratio=ratio,
         split=split,
