@@ -116,3 +116,16 @@ def test_train_gan_cli(run, faces, tmp_path, monkeypatch):
     assert (out / "best.safetensors").is_file()
     one_line_error(run(*args[:-1], "--augment", "rotate"), "unknown --augment rotate")
     one_line_error(run(*args[:-1], "--resolution", "24"), "power of two")
+
+
+def test_export_writes_weights_and_a_model_card(faces, tmp_path, monkeypatch):
+    from facesteer.training.stylegan2 import export_trained_generator
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    Trainer(tiny_options(faces, kimg=0.008), tmp_path / "run", progress=False).train()
+    card = export_trained_generator(tmp_path / "run", "stylegan2-tiny16", tmp_path / "ship", fid_num=3, progress=False)
+    assert card["fid"] > 0 and card["kimg"] == 0.008 and card["fid_num"] == 3
+    text = (tmp_path / "ship" / "stylegan2-tiny16.md").read_text()
+    assert "FID: **" in text and "--resolution 16" in text
+    generator = load_generator(str(tmp_path / "ship" / "stylegan2-tiny16.safetensors"))
+    assert generator.resolution == 16

@@ -561,6 +561,21 @@ def train_gan(
     console.print(f"trained to {last['kimg']:.1f} kimg{fid_text}; generator: {out / 'generator.safetensors'}")
 
 
+@app.command("export-gan")
+def export_gan(
+    run: Path = typer.Argument(..., help="train-gan output folder"),
+    name: str = typer.Option(..., "--name", help="registry name, e.g. stylegan2-utkface64"),
+    out_dir: Path = typer.Option(..., "--out-dir", help="where NAME.safetensors and NAME.md go"),
+    fid_num: int = typer.Option(10_000, "--fid-num", min=2, help="generated faces for the card's FID"),
+    hardware: str = typer.Option("", "--hardware", help="what it was trained on, for the card"),
+) -> None:
+    """Write a trained generator and its model card (data, options, kimg, hardware, time, FID)."""
+    from facesteer.training.stylegan2 import export_trained_generator
+
+    card = export_trained_generator(run, name, out_dir, fid_num, hardware)
+    console.print(f"wrote {out_dir / (name + '.safetensors')} and its card; FID {card['fid']:.2f} ({fid_num:,} faces)")
+
+
 @app.command()
 def fid(
     data: Path = typer.Option(..., "--data", help="folder of real face images (the reference set)"),

