@@ -21,6 +21,7 @@ import copyreg
 import io
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,11 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise FacesteerError(f"refusing to load {path}: it is not a plain tensor checkpoint ({error})") from None
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if unsafe or "global" in str(error).lower():
+            what = unsafe.group(1) if unsafe else "a global that is not a tensor or container"
+            raise FacesteerError(f"refusing to load {path}: the checkpoint asks to run {what}") from None
+        raise FacesteerError(f"cannot read checkpoint {path}: not a torch checkpoint, or corrupt") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise FacesteerError(f"cannot read checkpoint {path}: {error}") from None
 
