@@ -99,3 +99,19 @@ def test_evaluate_trains_and_compares_z_and_w(tiny_stylegan, tmp_path):
     assert "### Spaces side by side" in report and "| red |" in report
     assert (tmp_path / "run" / "figures" / "edit_red_w.png").is_file()
     assert LatentDataset(tmp_path / "run").spaces == ["z", "w"]
+
+
+def test_edit_cli_in_w_and_on_a_wp_layer_range(tiny_stylegan, run, tmp_path):
+    from facesteer.evaluation import train_run_boundary
+
+    generator = load_generator(str(tiny_stylegan))
+    dataset = sample_dataset(generator, ColourScorer(), tmp_path / "run", 200, seed=4, progress=False)
+    train_run_boundary(dataset, "red", space="w", ratio=0.1).save(tmp_path / "red_w.npy")
+    common = ["edit", "--boundary", str(tmp_path / "red_w.npy"), "--generator", str(tiny_stylegan), "--num", "2"]
+    result = run(*common, "--out", str(tmp_path / "w.png"))
+    assert result.returncode == 0, result.stderr
+    result = run(*common, "--space", "wp", "--layers", "0", "2", "--out", str(tmp_path / "wp.png"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "w.png").is_file() and (tmp_path / "wp.png").is_file()
+    one_line_error(run(*common, "--space", "wp", "--layers", "0", "9", "--out", str(tmp_path / "x.png")), "--layers")
+    one_line_error(run(*common, "--space", "z", "--out", str(tmp_path / "x.png")), "trained in 'w'")

@@ -334,16 +334,43 @@ def edit(
     num: int = typer.Option(4, "--num", "-n", min=1, max=64, help="faces (rows)"),
     distance_range: tuple[float, float] = typer.Option((-3.0, 3.0), "--range", help="signed distances START END"),
     steps: int = typer.Option(7, "--steps", min=1, max=32, help="columns after the original"),
+    space: str | None = typer.Option(None, "--space", help="z, w or wp (default: the boundary's space)"),
+    layers: tuple[int, int] | None = typer.Option(None, "--layers", help="wp only: edit layers FIRST..LAST"),
+    truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
 ) -> None:
-    """Walk faces across a boundary: rows = faces, columns = steps; the original is framed in red."""
+    """Walk faces across a boundary: rows = faces, columns = steps; the original is framed in red.
+
+    A w boundary can edit W+ codes (--space wp), on every layer or on --layers FIRST LAST (inclusive)."""
     from facesteer.boundaries import Boundary
     from facesteer.visualize import save_edit_grid
 
     model = load_generator(generator)
+    _set_truncation(model, truncation)
     direction = Boundary.load(boundary)
-    direction.check_matches(model.z_dim, "z", model.name)
+    space = space or direction.space
+    if space not in model.spaces:
+        raise FacesteerError(f"{model.name} has no {space!r} space (it has {', '.join(model.spaces)})")
+    if layers is not None and space != "wp":
+        raise FacesteerError("--layers applies to --space wp only")
+    if direction.space not in (space, "w" if space == "wp" else space):
+        trained = direction.space
+        raise FacesteerError(f"boundary {direction.attribute!r} was trained in {trained!r}; it cannot edit {space!r}")
+    z = model.sample_z(num, seed)
+    codes = z if space == "z" else model.map(z, space)
+    if space == "wp":
+        num_ws, w_dim = model.space_shape("wp")
+        if direction.dim not in (w_dim, num_ws * w_dim):
+            direction.check_matches(w_dim, "w", model.name)
+    else:
+        direction.check_matches(model.space_shape(space)[0], space, model.name)
+    chosen = None
+    if layers is not None:
+        first, last = layers
+        if not 0 <= first <= last < model.space_shape("wp")[0]:
+            raise FacesteerError(f"--layers {first} {last} out of range 0..{model.space_shape('wp')[0] - 1}")
+        chosen = range(first, last + 1)
     start, end = distance_range
-    save_edit_grid(out, model, model.sample_z(num, seed), direction.normal, start, end, steps)
+    save_edit_grid(out, model, codes, direction.normal, start, end, steps, space=space, layers=chosen)
     console.print(f"wrote {out}: {num} faces x {steps} steps along {direction.attribute} ({start:+g} to {end:+g})")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from facesteer.editing import interpolate
+from facesteer.editing import Layers, interpolate
 from facesteer.files import atomic_path
 from facesteer.generators.base import Generator
 from facesteer.images import save_png
@@ -36,6 +36,7 @@ def edit_grid(
     steps: int = 7,
     space: str = "z",
     padding: int = 2,
+    layers: Layers = None,
 ) -> np.ndarray:
     """A picture of faces walked along ``direction``: one row per code, one column per step.
 
@@ -44,16 +45,18 @@ def edit_grid(
     on top gives each column's distance.
 
     Args:
-        codes: (N, d) codes of ``space``.
+        codes: (N, d) codes of ``space``, or (N, num_ws, d) W+ codes.
         direction: (1, d) or (d,) boundary normal.
+        layers: W+ only: the layers to move (default all).
 
     Returns:
         uint8 (H, W, 3) picture.
     """
-    walks = interpolate(codes, direction, start, end, steps)  # (N, steps, d)
+    walks = interpolate(codes, direction, start, end, steps, layers)  # (N, steps, *code shape)
     size = generator.resolution
     originals = generator.synthesize(np.asarray(codes, np.float32), space)
-    edited = generator.synthesize(walks.reshape(-1, walks.shape[-1]), space).reshape(len(codes), steps, size, size, 3)
+    edited = generator.synthesize(walks.reshape(-1, *walks.shape[2:]), space)
+    edited = edited.reshape(len(codes), steps, size, size, 3)
     cell = size + padding
     gap = cell // 3  # extra space separating the originals from the walk
     width = padding + cell * (steps + 1) + gap
