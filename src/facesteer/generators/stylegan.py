@@ -22,8 +22,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesteer.errors import FacesteerError
-from facesteer.generators.base import Generator
 from facesteer.generators.pggan import pixel_norm
+from facesteer.generators.style import StyleBasedGenerator
 
 SQRT2 = math.sqrt(2.0)
 
@@ -182,69 +180,23 @@ def _truncation_of(coefficients: torch.Tensor) -> tuple[float, int | None]:
     return round(float(values[0]), 6), int(truncated[-1]) + 1
 
 
-class StyleGANGenerator(Generator):
-    """A StyleGAN behind the Generator protocol, with spaces z, w and wp (same conventions as StyleGAN2)."""
-
-    spaces = ("z", "w", "wp")
-    preferred_batch_size = 16
+class StyleGANGenerator(StyleBasedGenerator):
+    """A StyleGAN behind the Generator protocol, with spaces z, w and wp (same conventions as StyleGAN2); the
+    truncation stored in the file is the default."""
 
     def __init__(self, network: StyleGANNetwork, name: str, source: str, path: str | os.PathLike[str] | None = None):
+        super().__init__(name, source, path)
         self.network = network.eval().requires_grad_(False)
-        self.name, self.source = name, source
-        self.path = str(Path(path).resolve()) if path is not None else None
         self.z_dim, self.w_dim, self.num_ws = network.z_dim, network.w_dim, network.num_ws
         self.resolution = network.resolution
         self.set_truncation(*network.stored_truncation)
 
-    def set_truncation(self, psi: float = 1.0, cutoff: int | None = None) -> None:
-        """Truncation used when mapping to W+ (psi in [0, 1]; cutoff in 1..num_ws or None = all)."""
-        if not 0.0 <= psi <= 1.0:
-            raise FacesteerError(f"truncation psi must be in [0, 1], got {psi}")
-        if cutoff is not None and not 1 <= cutoff <= self.num_ws:
-            raise FacesteerError(f"truncation cutoff must be in 1..{self.num_ws} for {self.name}, got {cutoff}")
-        self.truncation_psi, self.truncation_cutoff = float(psi), cutoff
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.network.w_avg
 
-    def space_shape(self, space: str) -> tuple[int, ...]:
-        shapes = {"z": (self.z_dim,), "w": (self.w_dim,), "wp": (self.num_ws, self.w_dim)}
-        if space not in shapes:
-            raise FacesteerError(f"generator {self.name} has no latent space {space!r}; it has {self.spaces}")
-        return shapes[space]
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        return self.network.map(z / z.norm(dim=1, keepdim=True) * math.sqrt(self.z_dim))  # InterFaceGAN's preprocess
 
-    def config(self) -> dict[str, Any]:
-        return {
-            **super().config(),
-            "w_dim": self.w_dim,
-            "num_ws": self.num_ws,
-            "source": self.source,
-            "truncation_psi": self.truncation_psi,
-            "truncation_cutoff": self.truncation_cutoff,
-            **({"path": self.path} if self.path else {}),
-        }
-
-    def to_wp_tensor(self, codes: torch.Tensor, space: str) -> torch.Tensor:
-        self.check_codes(codes, space)
-        if space == "wp":
-            return codes
-        if space == "z":
-            codes = self.network.map(codes / codes.norm(dim=1, keepdim=True) * math.sqrt(self.z_dim))
-        wp = codes.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if self.truncation_psi != 1.0:
-            cutoff = self.num_ws if self.truncation_cutoff is None else self.truncation_cutoff
-            wp[:, :cutoff] = self.network.w_avg.lerp(wp[:, :cutoff], self.truncation_psi)
-        return wp
-
-    @torch.inference_mode()
-    def map(self, z: np.ndarray, space: str = "w", batch_size: int = 1024) -> np.ndarray:
-        """z (N, z_dim) -> ``w`` (N, w_dim, untruncated) or ``wp`` (N, num_ws, w_dim, truncated)."""
-        if space not in ("w", "wp"):
-            raise FacesteerError(f"map() gives 'w' or 'wp', not {space!r}")
-        self.check_codes(z, "z")
-        out = []
-        for lo in range(0, len(z), batch_size):
-            codes = torch.from_numpy(np.array(z[lo : lo + batch_size], dtype=np.float32))
-            w = self.network.map(codes / codes.norm(dim=1, keepdim=True) * math.sqrt(self.z_dim))
-            out.append((w if space == "w" else self.to_wp_tensor(w, "w")).numpy())
-        return np.concatenate(out) if out else np.empty((0, *self.space_shape(space)), np.float32)
-
-    def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
-        return self.network.synthesize(self.to_wp_tensor(codes, space))
+    def synthesis(self, wp: torch.Tensor) -> torch.Tensor:
+        return self.network.synthesize(wp)

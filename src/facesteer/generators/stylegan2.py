@@ -1,15 +1,9 @@
 """StyleGAN2 generators: facesteer's own safetensors files, rosinality's ``.pt`` and NVIDIA's ``.pkl``.
 
 All three become one :class:`StyleGAN2Network` (``stylegan2_network.py``); the converters below only rename
-tensors and read the architecture off their shapes. Latent spaces:
-
-- ``z`` (z_dim,): the Gaussian input;
-- ``w`` (w_dim,): the mapping network's output, before truncation (what ``sample`` stores as ``w.npy``);
-- ``wp`` (num_ws, w_dim): W+, one w per layer, after truncation (synthesis input).
-
-Truncation (psi < 1) moves the first ``cutoff`` rows of W+ toward ``w_avg`` when codes are mapped from z or
-w to W+; codes given in W+ are used as they are. Noise is the networks' fixed buffers, so the same code always
-gives the same image.
+tensors and read the architecture off their shapes. The z, w and wp spaces and truncation are those of every
+style-based generator (``style.py``). Noise is the networks' fixed buffers, so the same code always gives the
+same image.
 """
 
 from __future__ import annotations
@@ -21,12 +15,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from facesteer.checkpoints import PickledModule, load_pickle, load_torch_file
 from facesteer.errors import FacesteerError
-from facesteer.generators.base import Generator, gaussian_rows
+from facesteer.generators.base import gaussian_rows
+from facesteer.generators.style import StyleBasedGenerator
 from facesteer.generators.stylegan2_network import StyleGAN2Config, StyleGAN2Network
 
 SAFETENSORS_FORMAT = "facesteer-stylegan2"
@@ -34,7 +28,7 @@ SAFETENSORS_FORMAT = "facesteer-stylegan2"
 W_AVG_SAMPLES = 10_000
 
 
-class StyleGAN2Generator(Generator):
+class StyleGAN2Generator(StyleBasedGenerator):
     """A StyleGAN2 network behind the Generator protocol, with spaces z, w and wp.
 
     Args:
@@ -46,9 +40,6 @@ class StyleGAN2Generator(Generator):
         path: the checkpoint file, when loaded from one (recorded in manifests so runs can reload it).
     """
 
-    spaces = ("z", "w", "wp")
-    preferred_batch_size = 16
-
     def __init__(
         self,
         network: StyleGAN2Network,
@@ -58,63 +49,21 @@ class StyleGAN2Generator(Generator):
         truncation_cutoff: int | None = None,
         path: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.path = str(Path(path).resolve()) if path is not None else None
+        super().__init__(name, source, path)
         self.network = network.eval().requires_grad_(False)
-        self.name = name
-        self.source = source
-        self.z_dim = network.config.z_dim
-        self.w_dim = network.config.w_dim
-        self.num_ws = network.num_ws
-        self.resolution = network.config.resolution
+        self.z_dim, self.w_dim = network.config.z_dim, network.config.w_dim
+        self.num_ws, self.resolution = network.num_ws, network.config.resolution
         self.set_truncation(truncation_psi, truncation_cutoff)
 
-    def set_truncation(self, psi: float = 1.0, cutoff: int | None = None) -> None:
-        """Set the truncation trick used when mapping to W+ (psi in [0, 1]; cutoff in 1..num_ws or None)."""
-        if not 0.0 <= psi <= 1.0:
-            raise FacesteerError(f"truncation psi must be in [0, 1], got {psi}")
-        if cutoff is not None and not 1 <= cutoff <= self.num_ws:
-            raise FacesteerError(f"truncation cutoff must be in 1..{self.num_ws} for {self.name}, got {cutoff}")
-        self.truncation_psi, self.truncation_cutoff = float(psi), cutoff
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.network.mapping.w_avg
 
-    def space_shape(self, space: str) -> tuple[int, ...]:
-        shapes = {"z": (self.z_dim,), "w": (self.w_dim,), "wp": (self.num_ws, self.w_dim)}
-        if space not in shapes:
-            raise FacesteerError(f"generator {self.name} has no latent space {space!r}; it has {self.spaces}")
-        return shapes[space]
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        return self.network.mapping(z)
 
-    def config(self) -> dict[str, Any]:
-        return {
-            **super().config(),
-            "w_dim": self.w_dim,
-            "num_ws": self.num_ws,
-            "source": self.source,
-            "truncation_psi": self.truncation_psi,
-            "truncation_cutoff": self.truncation_cutoff,
-            **({"path": self.path} if self.path else {}),
-        }
-
-    def to_wp_tensor(self, codes: torch.Tensor, space: str) -> torch.Tensor:
-        """Codes of ``space`` -> W+ (N, num_ws, w_dim), truncated unless already in W+."""
-        self.check_codes(codes, space)
-        if space == "wp":
-            return codes
-        w = self.network.mapping(codes) if space == "z" else codes
-        return self.network.broadcast(w, self.truncation_psi, self.truncation_cutoff)
-
-    @torch.inference_mode()
-    def map(self, z: np.ndarray, space: str = "w", batch_size: int = 1024) -> np.ndarray:
-        """Map z (N, z_dim) to ``w`` (N, w_dim, untruncated) or ``wp`` (N, num_ws, w_dim, truncated)."""
-        if space not in ("w", "wp"):
-            raise FacesteerError(f"map() gives 'w' or 'wp', not {space!r}")
-        self.check_codes(z, "z")
-        out = []
-        for lo in range(0, len(z), batch_size):
-            w = self.network.mapping(torch.from_numpy(np.array(z[lo : lo + batch_size], dtype=np.float32)))
-            out.append((w if space == "w" else self.to_wp_tensor(w, "w")).numpy())
-        return np.concatenate(out) if out else np.empty((0, *self.space_shape(space)), np.float32)
-
-    def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
-        return self.network.synthesis(self.to_wp_tensor(codes, space))
+    def synthesis(self, wp: torch.Tensor) -> torch.Tensor:
+        return self.network.synthesis(wp)
 
 
 # ---------------------------------------------------------------------------------------------------- loaders
