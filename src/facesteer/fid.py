@@ -38,13 +38,19 @@ def inception_path() -> Path:
 
 
 @functools.cache
-def load_inception() -> torch.jit.ScriptModule:
-    """The TorchScript Inception (a file from an installed package, loaded once per process)."""
+def load_inception(optimized: bool = True) -> torch.jit.ScriptModule:
+    """The TorchScript Inception (a file from an installed package, loaded once per process).
+
+    ``optimized``: frozen and passed through ``torch.jit.optimize_for_inference`` (batch norms folded into the
+    convolutions, oneDNN layouts), which with channels-last inputs is about 1.2x faster on a CPU; features
+    agree with the plain module to 1e-5 (bench/fid.py measures both).
+    """
     import warnings
 
     with warnings.catch_warnings():  # the file is TorchScript; torch 2.x marks torch.jit.load deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(str(inception_path()), map_location="cpu").eval()
+        warnings.simplefilter("ignore")
+        module = torch.jit.load(str(inception_path()), map_location="cpu").eval()
+        return torch.jit.optimize_for_inference(torch.jit.freeze(module)) if optimized else module
 
 
 def nv_bilinear_resize(images: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:
@@ -61,14 +67,16 @@ def nv_bilinear_resize(images: torch.Tensor, size: int = INCEPTION_SIZE) -> torc
 
 
 @torch.inference_mode()
-def inception_features(images: np.ndarray) -> np.ndarray:
+def inception_features(images: np.ndarray, optimized: bool = True) -> np.ndarray:
     """2048-d Inception pool features of uint8 RGB images (N, H, W, 3) -> float64 (N, 2048)."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise FacesteerError(f"FID takes uint8 RGB images (N, H, W, 3), got {images.dtype} {images.shape}")
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
     x = nv_bilinear_resize(x) / 255.0
     x = (x * (INPUT_RANGE[1] - INPUT_RANGE[0]) + INPUT_RANGE[0]).clamp(*INPUT_RANGE)
-    features = load_inception()(x)
+    if optimized:
+        x = x.contiguous(memory_format=torch.channels_last)
+    features = load_inception(optimized)(x)
     if features.ndim > 2:
         features = features.mean(dim=tuple(range(2, features.ndim)))
     return features.double().numpy()
