@@ -22,6 +22,18 @@ from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 
 
+def broadcast_truncated(
+    w: torch.Tensor, num_ws: int, w_avg: torch.Tensor, psi: float = 1.0, cutoff: int | None = None
+) -> torch.Tensor:
+    """w (N, w_dim) -> W+ (N, num_ws, w_dim), the first ``cutoff`` rows (all if None) moved toward ``w_avg``:
+    w_avg + psi (w - w_avg)."""
+    wp = w.unsqueeze(1).repeat(1, num_ws, 1)
+    if psi != 1.0:
+        cutoff = num_ws if cutoff is None else cutoff
+        wp[:, :cutoff] = w_avg.lerp(wp[:, :cutoff], psi)
+    return wp
+
+
 class StyleBasedGenerator(Generator):
     """A Generator with a mapping network; subclasses provide :meth:`mapping`, :meth:`synthesis` and
     :attr:`w_avg`, and set ``z_dim``, ``w_dim``, ``num_ws`` and ``resolution``."""
@@ -76,11 +88,7 @@ class StyleBasedGenerator(Generator):
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
         """w (N, w_dim) -> W+ (N, num_ws, w_dim), truncated."""
-        wp = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if self.truncation_psi != 1.0:
-            cutoff = self.num_ws if self.truncation_cutoff is None else self.truncation_cutoff
-            wp[:, :cutoff] = self.w_avg.lerp(wp[:, :cutoff], self.truncation_psi)
-        return wp
+        return broadcast_truncated(w, self.num_ws, self.w_avg, self.truncation_psi, self.truncation_cutoff)
 
     def to_wp_tensor(self, codes: torch.Tensor, space: str) -> torch.Tensor:
         """Codes of ``space`` -> W+ (N, num_ws, w_dim), truncated unless already in W+."""

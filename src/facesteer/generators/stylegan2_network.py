@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesteer.generators.style import broadcast_truncated
+
 LRELU_GAIN = math.sqrt(2.0)
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 
@@ -260,11 +262,7 @@ class StyleGAN2Network(nn.Module):
 
     def broadcast(self, w: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
         """w (N, w_dim) -> W+ (N, num_ws, w_dim), truncated toward ``w_avg`` by psi on the first ``cutoff``."""
-        wp = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if psi != 1.0:
-            cutoff = self.num_ws if cutoff is None else cutoff
-            wp[:, :cutoff] = self.mapping.w_avg.lerp(wp[:, :cutoff], psi)
-        return wp
+        return broadcast_truncated(w, self.num_ws, self.mapping.w_avg, psi, cutoff)
 
     def forward(self, z: torch.Tensor, psi: float = 1.0, cutoff: int | None = None, noise: str = "const"):
         """z (N, z_dim) -> images (N, 3, R, R)."""
