@@ -34,6 +34,18 @@ from numpy._core.multiarray import scalar as _numpy_scalar
 from facesteer.errors import FacesteerError
 
 
+def describe_checkpoint(path: str | os.PathLike[str], layout: str) -> str:
+    """``"NAME (LAYOUT, sha256 PREFIX)"``: which file a generator came from, for manifests and model cards."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path.name} ({layout}, sha256 {digest.hexdigest()[:16]})"
+
+
 def load_torch_file(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` restricted to tensors and plain containers (plus argparse.Namespace, which training
     scripts such as rosinality's store as ``args``), on the CPU.

@@ -85,8 +85,10 @@ def load_generator_for(config: dict) -> Generator:
 
 def load_generator_file(path: Path) -> Generator:
     """A generator from a checkpoint file (see :func:`load_generator`)."""
-    from facesteer.checkpoints import load_torch_file
-    from facesteer.generators.stylegan2 import from_rosinality, load_stylegan2_file
+    from facesteer.checkpoints import describe_checkpoint, load_torch_file
+    from facesteer.generators.pggan import PGGANGenerator, PGGANNetwork
+    from facesteer.generators.stylegan import StyleGANGenerator, StyleGANNetwork
+    from facesteer.generators.stylegan2 import StyleGAN2Generator, from_rosinality, load_stylegan2_file
 
     if path.suffix.lower() in (".safetensors", ".pkl"):
         return load_stylegan2_file(path)
@@ -94,22 +96,13 @@ def load_generator_file(path: Path) -> Generator:
     if isinstance(checkpoint, dict) and "netG_state_dict" in checkpoint:
         return DCGANFaceGenerator(weights=path)
     if isinstance(checkpoint, dict) and "layer0.conv.weight" in checkpoint and "output0.conv.weight" in checkpoint:
-        from facesteer.generators.pggan import PGGANGenerator, PGGANNetwork
-        from facesteer.generators.stylegan2 import file_digest
-
-        source = f"{path.name} (interfacegan-pggan-pth, sha256 {file_digest(path)})"
-        return PGGANGenerator(PGGANNetwork(checkpoint, str(path)), path.stem, source=source, path=path)
+        network, source = PGGANNetwork(checkpoint, str(path)), describe_checkpoint(path, "interfacegan-pggan-pth")
+        return PGGANGenerator(network, path.stem, source=source, path=path)
     if isinstance(checkpoint, dict) and "synthesis.layer0.first_layer" in checkpoint:
-        from facesteer.generators.stylegan import StyleGANGenerator, StyleGANNetwork
-        from facesteer.generators.stylegan2 import file_digest
-
-        source = f"{path.name} (interfacegan-stylegan-pth, sha256 {file_digest(path)})"
-        return StyleGANGenerator(StyleGANNetwork(checkpoint, str(path)), path.stem, source=source, path=path)
+        network, source = StyleGANNetwork(checkpoint, str(path)), describe_checkpoint(path, "interfacegan-stylegan-pth")
+        return StyleGANGenerator(network, path.stem, source=source, path=path)
     if isinstance(checkpoint, dict) and "g_ema" in checkpoint:
-        from facesteer.generators.stylegan2 import StyleGAN2Generator, file_digest
-
-        network = from_rosinality(checkpoint, str(path))
-        source = f"{path.name} (rosinality-pt, sha256 {file_digest(path)})"
+        network, source = from_rosinality(checkpoint, str(path)), describe_checkpoint(path, "rosinality-pt")
         return StyleGAN2Generator(network, path.stem, source=source, path=path)
     keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
     raise FacesteerError(

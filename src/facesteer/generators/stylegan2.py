@@ -8,7 +8,6 @@ same image.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -17,7 +16,7 @@ from typing import Any
 
 import torch
 
-from facesteer.checkpoints import PickledModule, load_pickle, load_torch_file
+from facesteer.checkpoints import PickledModule, describe_checkpoint, load_pickle
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import gaussian_rows
 from facesteer.generators.style import StyleBasedGenerator
@@ -238,32 +237,22 @@ def from_safetensors(path: str | os.PathLike[str]) -> StyleGAN2Network:
     return _build(StyleGAN2Config(**json.loads(metadata["config"])), state, str(path))
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def load_stylegan2_file(path: str | os.PathLike[str], name: str | None = None) -> StyleGAN2Generator:
-    """A StyleGAN2 generator from a ``.safetensors`` (facesteer), ``.pt``/``.pth`` (rosinality, ``g_ema``)
-    or ``.pkl`` (NVIDIA, ``G_ema``) file, read without executing anything in it."""
+    """A StyleGAN2 generator from a ``.safetensors`` (facesteer) or ``.pkl`` (NVIDIA, ``G_ema``) file, read
+    without executing anything in it (rosinality's ``.pt`` files go through ``load_generator``)."""
     path = Path(path)
-    what = str(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        network, kind = from_safetensors(path), "facesteer"
+        network, layout = from_safetensors(path), "facesteer"
     elif suffix == ".pkl":
         snapshot = load_pickle(path)
         generator = snapshot.get("G_ema") if isinstance(snapshot, dict) else None
         if not isinstance(generator, PickledModule):
             raise FacesteerError(f"{path} has no 'G_ema' network (NVIDIA stylegan2-ada-pytorch layout)")
-        network, kind = from_nvidia(generator, what=what), "nvidia-pkl"
+        network, layout = from_nvidia(generator, what=str(path)), "nvidia-pkl"
     else:
-        network, kind = from_rosinality(load_torch_file(path), what), "rosinality-pt"
-    source = f"{path.name} ({kind}, sha256 {file_digest(path)})"
-    return StyleGAN2Generator(network, name or path.stem, source=source, path=path)
+        raise FacesteerError(f"{path}: a StyleGAN2 file is .safetensors or .pkl here; use load_generator for .pt")
+    return StyleGAN2Generator(network, name or path.stem, source=describe_checkpoint(path, layout), path=path)
 
 
 __all__ = [
