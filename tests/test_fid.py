@@ -72,9 +72,20 @@ def test_fid_cli_end_to_end_with_cached_statistics(run, tmp_path):
     result = run(*args)
     assert result.returncode == 0, result.stderr
     first = json.loads(result.stdout)
-    assert first["fid"] > 0 and first["num"] == 3
+    assert first["fid"] > 0 and first["num"] == 3 and first["reference_images"] == 3
     assert len(list(cache.glob("*.npz"))) == 1
     assert json.loads(run(*args).stdout)["fid"] == pytest.approx(first["fid"])  # from the cache, same value
+    subset = json.loads(run(*args, "--reference-num", "2").stdout)
+    assert subset["reference_images"] == 2 and subset["fid"] != pytest.approx(first["fid"])
+    assert len(list(cache.glob("*.npz"))) == 2  # the subset's statistics are cached apart from the full set's
+
+
+def test_evenly_spaced_subset_spans_the_folder():
+    from facesteer.datasets import evenly_spaced
+
+    paths = [f"{i:03d}.png" for i in range(10)]
+    assert evenly_spaced(paths, 3) == ["000.png", "004.png", "009.png"]  # ends included, deterministic
+    assert evenly_spaced(paths, 10) == paths and evenly_spaced(paths, None) == paths
 
 
 def test_fid_cli_bad_folder(run, tmp_path):

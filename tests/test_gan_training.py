@@ -92,6 +92,7 @@ def test_resumed_run_equals_uninterrupted_run(faces, tmp_path):
         assert torch.equal(a[key], b[key]), key
     log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]
+    assert resumed.seconds > log[0]["seconds"] > 0 and log[1]["seconds"] == round(resumed.seconds, 1)  # cumulative
 
 
 def test_exported_generator_loads_and_a_changed_run_is_refused(faces, tmp_path):
@@ -123,9 +124,11 @@ def test_export_writes_weights_and_a_model_card(faces, tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     Trainer(tiny_options(faces, kimg=0.008), tmp_path / "run", progress=False).train()
-    card = export_trained_generator(tmp_path / "run", "stylegan2-tiny16", tmp_path / "ship", fid_num=3, progress=False)
-    assert card["fid"] > 0 and card["kimg"] == 0.008 and card["fid_num"] == 3
+    card = export_trained_generator(
+        tmp_path / "run", "stylegan2-tiny16", tmp_path / "ship", fid_num=3, progress=False, fid_reference_num=5
+    )
+    assert card["fid"] > 0 and card["kimg"] == 0.008 and card["fid_num"] == 3 and card["fid_reference_images"] == 5
     text = (tmp_path / "ship" / "stylegan2-tiny16.md").read_text()
-    assert "FID: **" in text and "--resolution 16" in text
+    assert "FID: **" in text and "--resolution 16" in text and "5 images spread evenly" in text
     generator = load_generator(str(tmp_path / "ship" / "stylegan2-tiny16.safetensors"))
     assert generator.resolution == 16

