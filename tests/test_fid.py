@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 
 import numpy as np
 import pytest
@@ -74,7 +75,10 @@ def test_fid_cli_end_to_end_with_cached_statistics(run, tmp_path):
     first = json.loads(result.stdout)
     assert first["fid"] > 0 and first["num"] == 3 and first["reference_images"] == 3
     assert len(list(cache.glob("*.npz"))) == 1
+    for image in data.iterdir():  # a re-provisioned copy: new modification times, same contents
+        os.utime(image, ns=(0, 0))
     assert json.loads(run(*args).stdout)["fid"] == pytest.approx(first["fid"])  # from the cache, same value
+    assert len(list(cache.glob("*.npz"))) == 1
     subset = json.loads(run(*args, "--reference-num", "2").stdout)
     assert subset["reference_images"] == 2 and subset["fid"] != pytest.approx(first["fid"])
     assert len(list(cache.glob("*.npz"))) == 2  # the subset's statistics are cached apart from the full set's

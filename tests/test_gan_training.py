@@ -129,6 +129,6 @@ def test_export_writes_weights_and_a_model_card(faces, tmp_path, monkeypatch):
     )
     assert card["fid"] > 0 and card["kimg"] == 0.008 and card["fid_num"] == 3 and card["fid_reference_images"] == 5
     text = (tmp_path / "ship" / "stylegan2-tiny16.md").read_text()
-    assert "FID: **" in text and "--resolution 16" in text and "5 images spread evenly" in text
+    assert "FID: **" in text and "--resolution 16" in text and "5 images spread evenly over the 8" in text
     generator = load_generator(str(tmp_path / "ship" / "stylegan2-tiny16.safetensors"))
     assert generator.resolution == 16

@@ -155,8 +155,8 @@ def dataset_statistics(
     progress: bool = True,
     max_images: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma) of the images in ``folder`` resized to ``resolution``, cached by the file list (names,
-    sizes and modification times), the resolution and the Inception file.
+    """(mu, sigma) of the images in ``folder`` resized to ``resolution``, cached by the files (names and
+    contents), the resolution and the Inception file.
 
     Args:
         max_images: use this many images spread evenly over the sorted folder instead of every one (the
@@ -174,9 +174,8 @@ def dataset_statistics(
     key = hashlib.sha256(f"{resolution}|{inception_path().stat().st_size}".encode())
     if len(paths) < len(all_paths):
         key.update(f"|evenly spaced {len(paths)} of {len(all_paths)}".encode())
-    for path in paths:
-        stat = path.stat()
-        key.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for path in paths:  # by content: a copied or re-provisioned folder keeps its statistics
+        key.update(f"|{path.name}:".encode() + hashlib.sha256(path.read_bytes()).digest())
     name = f"{Path(folder).resolve().name}-{resolution}-{key.hexdigest()[:16]}.npz"
     cache = (cache_dir or default_cache_dir()) / name
     if cache.is_file():

@@ -393,6 +393,7 @@ def export_trained_generator(
         "fid": score,
         "fid_num": fid_num,
         "fid_reference_images": reference_size(options["data"], fid_reference_num),
+        "data_images": reference_size(options["data"]),
         "snapshot_fid": best.get("fid"),
         "parameters": sum(p.numel() for p in generator.network.parameters()),
     }
@@ -412,6 +413,7 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
     )
     augment = ",".join(options["augment"]) or "none"
     which = "the snapshot with the lowest snapshot FID" if card.get("snapshot_fid") is not None else "the last snapshot"
+    flags += f" --kimg {card['trained_kimg']:g}"
     return f"""# `{card["name"]}`: a StyleGAN2 trained by facesteer
 
 - Data: `{Path(options["data"]).name}` from facesteer's `../shared/data` (every image, centre-cropped and
@@ -427,5 +429,9 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
 
 
 def _reference_words(card: dict[str, Any]) -> str:
-    count = card.get("fid_reference_images")
-    return "the whole training folder" if count is None else f"{count:,} images spread evenly over the training folder"
+    used, total = card.get("fid_reference_images"), card.get("data_images")
+    if used is None or total is None:
+        return "the training folder"
+    if used < total:
+        return f"{used:,} images spread evenly over the {total:,} of the training folder"
+    return f"all {total:,} images of the training folder"
