@@ -10,7 +10,8 @@ def test_info_json_lists_generators_scorers_and_model_files(run):
     result = run("info", "--json")
     assert result.returncode == 0, result.stderr
     content = json.loads(result.stdout)
-    assert [g["name"] for g in content["generators"]] == ["dcgan-digiface64"]
+    names = [g["name"] for g in content["generators"]]
+    assert names == ["dcgan-digiface64", "stylegan2-anime64", "stylegan2-utkface64"]  # the default first
     assert {f["name"] for f in content["model_files"]} == {"face_landmarker.task", "glasses_fp16.tflite"}
     assert {a["name"] for a in content["attributes"]} == {"pose", "smile", "age", "gender", "eyeglasses"}
 
