@@ -189,7 +189,6 @@ def dataset_statistics(
 
 def reference_size(folder: str | os.PathLike[str], max_images: int | None = None) -> int:
     """How many images :func:`dataset_statistics` uses for ``folder`` with ``max_images``."""
-    from facesteer.datasets import list_images
+    from facesteer.datasets import evenly_spaced, list_images
 
-    count = len(list_images(folder))
-    return count if max_images is None else min(count, max_images)
+    return len(evenly_spaced(list_images(folder), max_images))
