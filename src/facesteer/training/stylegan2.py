@@ -416,8 +416,8 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
     flags += f" --kimg {card['trained_kimg']:g}"
     return f"""# `{card["name"]}`: a StyleGAN2 trained by facesteer
 
-- Data: `{Path(options["data"]).name}` from facesteer's `../shared/data` (every image, centre-cropped and
-  resized to {options["resolution"]}x{options["resolution"]} with Lanczos; x-flips), DiffAugment `{augment}`.
+- Data: the folder `{Path(options["data"]).name}` (every image, centre-cropped and resized to
+  {options["resolution"]}x{options["resolution"]} with Lanczos; x-flips), DiffAugment `{augment}`.
 - Command: `facesteer train-gan --data DATA --out RUN {flags}`; this file is {which}, at
   {card["kimg"]:.1f} kimg of {card["trained_kimg"]:.1f} trained.
 - Network: {card["parameters"]:,} generator parameters (channels {options["channel_base"]}/r up to
@@ -429,9 +429,7 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
 
 
 def _reference_words(card: dict[str, Any]) -> str:
-    used, total = card.get("fid_reference_images"), card.get("data_images")
-    if used is None or total is None:
-        return "the training folder"
+    used, total = card["fid_reference_images"], card["data_images"]
     if used < total:
         return f"{used:,} images spread evenly over the {total:,} of the training folder"
     return f"all {total:,} images of the training folder"
