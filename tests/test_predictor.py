@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from facesteer.attributes.distill import agreement, auroc, distillation_loss, save_predictor
+from facesteer.attributes.distill import AGREEMENT_GOALS, agreement, auroc, distillation_loss, save_predictor
 from facesteer.attributes.predictor import AttributeNet, PredictorScorer, decode_outputs
 from facesteer.errors import FacesteerError
 
@@ -77,8 +77,13 @@ def test_weights_round_trip_and_bad_files(tmp_path):
             "threads": 1,
         },
     }
+    metrics = dict.fromkeys(AGREEMENT_GOALS, 0.99) | {"images": 10, "both_found": 9, "age_pearson": 0.5}
+    card |= {"evaluation": metrics, "evaluation_run": "held"}
     path = save_predictor(network, tmp_path / "p.safetensors", card)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json", "p.md", "p.safetensors"]
+    text = path.with_suffix(".md").read_text()
+    assert "| age Pearson r | 0.500 | >= 0.85 | no |" in text
+    assert "Short of the goals: age Pearson r 0.500 (goal 0.85)." in text
     scorer = PredictorScorer(path)
     images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     assert scorer.score(images).shape == (5, 5)

@@ -480,6 +480,7 @@ def train_predictor(
     card: dict[str, Any] = {
         "parameters": sum(p.numel() for p in network.parameters()),
         "train_runs": [str(d) for d in data],
+        "train_run_details": distill.run_details(data),
         "command": "facesteer train-predictor "
         + shlex.join(
             [arg for d in data for arg in ("--data", str(d))]
