@@ -66,7 +66,8 @@ def _targets(scores: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 #: attributes whose teacher is not mirror-symmetric on 64-px faces (a face and its mirror get different ages,
-#: r = 0.62): the student learns them from un-mirrored faces only, so it copies the teacher, asymmetry included
+#: r = 0.78, bench/teacher_repeatability.py): the student learns them from un-mirrored faces only, so it copies
+#: the teacher, asymmetry included
 MIRROR_VARIANT = ("age", "gender")
 
 
