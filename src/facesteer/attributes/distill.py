@@ -269,8 +269,8 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "",
         f"Training: {training['train_images']:,} faces of `dcgan-digiface64` labelled by the `teachers` scorer, "
         "each also seen mirrored with its pose negated; age and gender learn from the un-mirrored faces only (the "
-        "teachers' age and gender are not mirror-symmetric). Each run was made with `facesteer sample --scorer "
-        "teachers --num N --seed S` (its manifest.json keeps the command's settings):",
+        "teachers' age and gender are not mirror-symmetric). Each run is a dataset sampled with the teachers as "
+        "scorer (`facesteer sample --scorer teachers`; its manifest.json keeps the seed and size):",
         "",
         *run_lines,
         "",
