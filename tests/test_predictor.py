@@ -132,6 +132,7 @@ def test_training_is_reproducible_from_a_seed(teacher_run, tmp_path, run):
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
     card = (tmp_path / "a.md").read_text()
     assert "160 faces" in card and "--seed 3" in card
+    assert f"- `{teacher_run}`: 160 faces, seed 9" in card  # the run named with its size and seed
 
 
 def test_train_predictor_refuses_runs_without_teacher_scores(tmp_path, run, generator):

@@ -242,11 +242,12 @@ AGREEMENT_GOALS = {
 
 
 def run_details(runs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """Name, seed and size of each teacher-scored run, read from its manifest (for the model card)."""
+    """Name, seed and size of each teacher-scored run (for the model card). The size is the rows written so far,
+    the rows training reads: a run still being sampled counts only its complete rows."""
     details = []
     for run in runs:
-        manifest = LatentDataset(run).manifest
-        details.append({"run": str(run), "seed": manifest["seed"], "num": manifest["num"]})
+        dataset = LatentDataset(run)
+        details.append({"run": str(run), "seed": dataset.manifest["seed"], "num": dataset.rows_complete})
     return details
 
 
