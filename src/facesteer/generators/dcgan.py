@@ -77,12 +77,14 @@ def fold_batchnorm(conv: nn.ConvTranspose2d, norm: nn.BatchNorm2d | None) -> tup
 class FusedDCGAN(nn.Module):
     """Inference form of a :class:`DCGANNetwork` in eval mode: the same function, computed faster on CPU.
 
-    Measured in ``bench/generator.py``; three changes, each worth it there:
+    Measured in ``bench/generator.py``; four changes, each worth it there:
 
     - BatchNorm folded into the preceding transposed convolution (one pass over memory instead of two);
     - the first layer (1x1 input -> 4x4) is one matrix product (N, 100) @ (100, 512*16);
     - the last layer (64 -> 3 channels) is a matrix product followed by col2im (``F.fold``), which is what a
       transposed convolution is; oneDNN's kernel for 3 output channels runs at a fraction of its usual speed.
+    - the middle layers run in channels-last memory format, where oneDNN's transposed convolution is 5-25 %
+      faster than in NCHW (the last layer then reads the pixels as rows without a copy).
     """
 
     def __init__(self, network: DCGANNetwork) -> None:
@@ -112,11 +114,13 @@ class FusedDCGAN(nn.Module):
         """(N, z_dim) -> (N, 3, 64, 64) in [-1, 1]."""
         n = len(z)
         x = torch.addmm(self.first_bias, z, self.first_weight).reshape(n, self.first_channels, 4, 4).relu_()
+        x = x.contiguous(memory_format=torch.channels_last)  # oneDNN's faster layout for the middle layers
         for index in range(self.middle):
             weight, bias = getattr(self, f"weight{index}"), getattr(self, f"bias{index}")
             x = F.conv_transpose2d(x, weight, bias, stride=2, padding=1).relu_()
         channels, height, width = x.shape[1:]
-        columns = torch.matmul(self.last_weight, x.reshape(n, channels, height * width))
+        pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)  # a view: x is channels-last
+        columns = torch.matmul(pixels, self.last_weight.t()).transpose(1, 2)
         image = F.fold(columns, (2 * height, 2 * width), kernel_size=4, stride=2, padding=1)
         return image.tanh_()
 
