@@ -4,8 +4,8 @@ Measured in one run, interleaved round by round so that both see the same machin
 
 - GEMM: torch.mm of two 2048x2048 float32 matrices (the roofline: the fastest this CPU multiplies);
 - baseline: the DCGAN exactly as gan-face-generate runs it (the nn.Sequential in eval mode, torch.no_grad);
-- ours: ``Generator.synthesize`` (folded BatchNorm, GEMM first layer, GEMM + col2im last layer, inference
-  mode), including the conversion to uint8 images.
+- ours: ``Generator.synthesize`` (folded BatchNorm, GEMM first layer, channels-last middle layers, GEMM +
+  col2im last layer, inference mode), including the conversion to uint8 images.
 
 FLOPs are counted from the layers: a transposed convolution costs 2 * Cin * Cout * k * k FLOPs per input
 pixel. Each figure is the best of ``--rounds`` timings (throughput peaks, not averages: other processes only
