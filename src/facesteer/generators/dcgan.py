@@ -107,8 +107,8 @@ class FusedDCGAN(nn.Module):
         self.middle = len(folded) - 2
         last_weight, _ = folded[-1]
         self.out_channels = last_weight.shape[1]
-        # (Cout*16, Cin): columns for F.fold, whose channel layout is (Cout, kh, kw)
-        self.register_buffer("last_weight", last_weight.reshape(last_weight.shape[0], -1).t().contiguous())
+        # (Cin, Cout*16): pixels @ W gives the columns for F.fold, whose channel layout is (Cout, kh, kw)
+        self.register_buffer("last_weight", last_weight.reshape(last_weight.shape[0], -1).contiguous())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(N, z_dim) -> (N, 3, 64, 64) in [-1, 1]."""
@@ -120,7 +120,7 @@ class FusedDCGAN(nn.Module):
             x = F.conv_transpose2d(x, weight, bias, stride=2, padding=1).relu_()
         channels, height, width = x.shape[1:]
         pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)  # a view: x is channels-last
-        columns = torch.matmul(pixels, self.last_weight.t()).transpose(1, 2)
+        columns = torch.matmul(pixels, self.last_weight).transpose(1, 2)
         image = F.fold(columns, (2 * height, 2 * width), kernel_size=4, stride=2, padding=1)
         return image.tanh_()
 
