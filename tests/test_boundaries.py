@@ -178,10 +178,12 @@ def test_save_and_load_round_trip_in_interfacegan_format(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["smile.json", "smile.npy"]
 
 
-def test_dimension_mismatch_and_bad_files_are_refused(tmp_path):
+def test_dimension_mismatch_and_bad_files_are_refused(tmp_path, generator):
     boundary = Boundary(random_unit(512, 0).astype(np.float32), "age")
     with pytest.raises(FacesteerError, match="dimension 512 but the 'z' space of dcgan-digiface64 has dimension 100"):
-        boundary.check_matches(100, "z", "dcgan-digiface64")
+        boundary.check_applies_to(generator, "z")
+    with pytest.raises(FacesteerError, match="has no 'w' space"):
+        Boundary(random_unit(100, 0).astype(np.float32), "age", space="w").check_applies_to(generator, "w")
     with pytest.raises(FacesteerError, match="not found"):
         Boundary.load(tmp_path / "missing.npy")
     (tmp_path / "junk.npy").write_bytes(b"junk")

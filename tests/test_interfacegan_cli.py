@@ -64,9 +64,16 @@ def test_train_condition_correlate_edit_evaluate(run, small_run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert Image.open(grid).size[1] > 2 * 64
 
-    result = run("evaluate", str(small_run), "--edit-codes", "12", "--workers", "1", "--json")
+    result = run("evaluate", str(small_run), "--edit-codes", "12", "--identity-codes", "2", "--workers", "1", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    kept = report["by_space"]["z"]["identity_kept"]
+    assert set(kept) == {"plain", "conditioned"} and set(kept["plain"]) == set(report["attributes"])
+    for rows in kept["plain"].values():
+        assert [row["alpha"] for row in rows] == [1.0, 2.0, 3.0]
+        assert all(row["pairs"] <= 4 and (row["pairs"] == 0 or 0 <= row["kept"] <= 1) for row in rows)
+    assert "## 5. Identity kept" in (small_run / "report.md").read_text()
+    assert (small_run / "figures" / "identity_kept.png").is_file()
     plain = np.array(report["edit_effects_standardized"]["plain"])
     assert plain.shape == (5, 5)
     assert plain[0, 0] > 0.1  # editing pose changes the measured pose, in the boundary's direction
@@ -143,7 +150,9 @@ def test_bad_boundary_commands_exit_2(run, small_run, tmp_path):
 @requires_models
 def test_demo_labels_with_the_predictor_and_checks_with_the_teachers(run, tmp_path):
     out = tmp_path / "demo"
-    result = run("demo", "--out", str(out), "--num", "400", "--edit-codes", "8", "--workers", "1")
+    result = run(
+        "demo", "--out", str(out), "--num", "400", "--edit-codes", "8", "--identity-codes", "0", "--workers", "1"
+    )
     assert result.returncode == 0, result.stderr
     assert LatentDataset(out).manifest["scorer"]["name"] == "predictor"
     report = (out / "report.md").read_text()

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from facesteer.attributes.distill import AGREEMENT_GOALS, agreement, auroc, distillation_loss, save_predictor
 from facesteer.attributes.predictor import AttributeNet, PredictorScorer, decode_outputs
 from facesteer.errors import FacesteerError
+from facesteer.evaluation.metrics import auroc
+from facesteer.training.distill import AGREEMENT_GOALS, agreement, distillation_loss, save_predictor
 
 
 def test_auroc_matches_the_definition():

@@ -3,8 +3,8 @@
 import numpy as np
 
 from facesteer.attributes import load_scorer
-from facesteer.attributes.distill import agreement
 from facesteer.attributes.predictor import packaged_weights
+from facesteer.training.distill import agreement
 
 from .conftest import requires_models
 

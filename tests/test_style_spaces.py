@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from facesteer.evaluation import evaluate_run
+from facesteer.errors import FacesteerError
+from facesteer.evaluation.interfacegan import evaluate_run
 from facesteer.generators import load_generator
 from facesteer.generators.stylegan2 import save_safetensors
 from facesteer.generators.stylegan2_network import StyleGAN2Config, StyleGAN2Network
@@ -61,7 +62,7 @@ def test_sample_stores_w_and_wp(tiny_stylegan, tmp_path):
 
 def test_boundaries_train_and_edit_in_wp(tiny_stylegan, tmp_path):
     from facesteer.editing import shift
-    from facesteer.evaluation import train_run_boundary
+    from facesteer.training.run_boundaries import train_run_boundary
 
     generator = load_generator(str(tiny_stylegan))
     dataset = sample_dataset(generator, ColourScorer(), tmp_path / "run", 200, seed=4, progress=False, store_wp=True)
@@ -102,7 +103,7 @@ def test_evaluate_trains_and_compares_z_and_w(tiny_stylegan, tmp_path):
 
 
 def test_edit_cli_in_w_and_on_a_wp_layer_range(tiny_stylegan, run, tmp_path):
-    from facesteer.evaluation import train_run_boundary
+    from facesteer.training.run_boundaries import train_run_boundary
 
     generator = load_generator(str(tiny_stylegan))
     dataset = sample_dataset(generator, ColourScorer(), tmp_path / "run", 200, seed=4, progress=False)
@@ -113,5 +114,26 @@ def test_edit_cli_in_w_and_on_a_wp_layer_range(tiny_stylegan, run, tmp_path):
     result = run(*common, "--space", "wp", "--layers", "0", "2", "--out", str(tmp_path / "wp.png"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "w.png").is_file() and (tmp_path / "wp.png").is_file()
-    one_line_error(run(*common, "--space", "wp", "--layers", "0", "9", "--out", str(tmp_path / "x.png")), "--layers")
+    one_line_error(
+        run(*common, "--space", "wp", "--layers", "0", "9", "--out", str(tmp_path / "x.png")), "layers 0 9 out of range"
+    )
     one_line_error(run(*common, "--space", "z", "--out", str(tmp_path / "x.png")), "trained in 'w'")
+
+
+def test_w_boundaries_are_never_applied_as_z_ones(tiny_stylegan, run, tmp_path):
+    """z_dim = w_dim here (as in both shipped StyleGAN2s), so only the boundary's space can tell them apart."""
+    generator = load_generator(str(tiny_stylegan))
+    sample_dataset(generator, ColourScorer(), tmp_path / "run", 200, seed=3, progress=False)
+    result = run("train-boundary", str(tmp_path / "run"), "--all", "--space", "w", "--ratio", "0.1")
+    assert result.returncode == 0, result.stderr
+    boundaries = tmp_path / "run" / "boundaries"
+    assert sorted(p.name for p in boundaries.glob("*.npy")) == ["blue_w.npy", "green_w.npy", "red_w.npy"]
+
+    evaluate_run(tmp_path / "run", ColourScorer(), edit_codes=10, grid_faces=1, ratio=0.1, progress=False)
+    assert json.loads((boundaries / "red.json").read_text())["space"] == "z"  # z boundaries trained in z
+    assert json.loads((boundaries / "red_w.json").read_text())["space"] == "w"
+
+    for suffix in (".npy", ".json"):  # a W boundary under a Z boundary's name is refused, not applied
+        (boundaries / f"red{suffix}").write_bytes((boundaries / f"red_w{suffix}").read_bytes())
+    with pytest.raises(FacesteerError, match="trained in 'w' space; it cannot move 'z' codes"):
+        evaluate_run(tmp_path / "run", ColourScorer(), edit_codes=10, grid_faces=1, ratio=0.1, progress=False)

@@ -6,7 +6,7 @@ import pytest
 from facesteer.attributes import load_scorer
 from facesteer.attributes.teachers import TeacherScorer, yaw_degrees
 from facesteer.errors import FacesteerError
-from facesteer.evaluation import check_scorer_on_utkface
+from facesteer.evaluation.real_photos import check_scorer_on_utkface
 from facesteer.modelfiles import MODEL_FILES, models_dir
 
 from .conftest import UTKFACE, requires_models, requires_utkface

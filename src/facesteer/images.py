@@ -12,6 +12,9 @@ from PIL import Image
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path
 
+#: face detectors (MediaPipe, dlib) miss small faces: images are upscaled to this shorter side first
+DETECTION_SIZE = 256
+
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
     """Tile images (N, H, W, 3) uint8 into one (rows*(H+p)+p, columns*(W+p)+p, 3) uint8 picture.
@@ -56,3 +59,13 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError) as error:
         raise FacesteerError(f"{path} is not a readable image: {error}") from None
+
+
+def upscale_for_detection(image: np.ndarray, size: int = DETECTION_SIZE) -> np.ndarray:
+    """Resize (bicubic) so the shorter side is at least ``size``; larger images are returned unchanged."""
+    height, width = image.shape[:2]
+    scale = size / min(height, width)
+    if scale <= 1:
+        return image
+    resized = Image.fromarray(image).resize((round(width * scale), round(height * scale)), Image.BICUBIC)
+    return np.asarray(resized)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from facesteer.attributes.base import AttributeScorer
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path
+from facesteer.files import write_json
 from facesteer.generators.base import Generator
 
 FORMAT = "facesteer-latents"
@@ -51,15 +51,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def _write_json_atomically(path: Path, content: dict[str, Any]) -> None:
-    """Write JSON via a temporary file, fsync'd, then renamed over ``path``: readers see old or new, whole."""
-    with atomic_path(path) as temporary, temporary.open("w") as handle:
-        json.dump(content, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:
@@ -233,7 +224,7 @@ def sample_dataset(
         manifest = existing
     else:
         root.mkdir(parents=True, exist_ok=True)
-        _write_json_atomically(root / MANIFEST, manifest)
+        write_json(root / MANIFEST, manifest)
 
     # Preallocate the arrays on a fresh start; reopen them when resuming past row 0.
     arrays: dict[str, Path] = {space: root / f"{space}.npy" for space in spaces}
@@ -276,6 +267,6 @@ def sample_dataset(
             for array in maps.values():
                 array.flush()
             manifest["rows_complete"] = stop
-            _write_json_atomically(root / MANIFEST, manifest)
+            write_json(root / MANIFEST, manifest)
     del maps
     return LatentDataset(root)

@@ -8,12 +8,12 @@ the project checkout. Every file is verified by its sha256 before use.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from facesteer.errors import FacesteerError
+from facesteer.files import file_sha256
 
 ENV_VAR = "FACESTEER_MODELS"
 
@@ -72,11 +72,7 @@ def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 @functools.cache
 def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     # size and mtime are part of the cache key, so a replaced file is hashed again.
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def file_status(name: str, directory: Path) -> str:

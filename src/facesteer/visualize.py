@@ -119,3 +119,57 @@ def save_heatmap(
 def save_edit_grid(path: str | os.PathLike[str], *args, **kwargs) -> Path:
     """:func:`edit_grid` written to ``path`` as PNG."""
     return save_png(path, edit_grid(*args, **kwargs))
+
+
+def save_identity_plot(
+    path: str | os.PathLike[str], kept: dict[str, dict[str, list[dict[str, float]]]], threshold: float, title: str
+) -> Path:
+    """Share of faces whose identity is kept against |alpha|, one line per boundary, per kind.
+
+    Args:
+        kept: kind (``"plain"``, ``"conditioned"``) -> :func:`facesteer.evaluation.metrics.identity_kept` result.
+        threshold: the same-identity distance used, for the caption.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = {"plain": "-", "conditioned": "--"}
+    for kind, by_name in kept.items():
+        for index, (name, rows) in enumerate(by_name.items()):
+            alphas = [0.0] + [row["alpha"] for row in rows]
+            shares = [1.0] + [row["kept"] for row in rows]
+            axes.plot(alphas, shares, styles.get(kind, ":"), marker="o", color=colors[index % len(colors)],
+                      label=f"{name} ({kind})")  # fmt: skip
+    axes.set_xlabel("|alpha| (step along the boundary)")
+    axes.set_ylabel(f"identity kept (distance < {threshold:.3f})")
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    return path
+
+
+def labelled_strip(images: np.ndarray, labels: Sequence[str], padding: int = 2, scale: int = 1) -> np.ndarray:
+    """Faces side by side (N, H, W, 3) uint8, each with its label in a strip underneath.
+
+    ``scale`` enlarges the faces (nearest neighbour) so small faces stay readable beside their labels.
+    """
+    images = np.asarray(images)
+    if scale > 1:
+        images = images.repeat(scale, axis=1).repeat(scale, axis=2)
+    count, height, width, _ = images.shape
+    cell = width + padding
+    row = np.full((height + 2 * padding, padding + cell * count, 3), 255, np.uint8)
+    for index, image in enumerate(images):
+        row[padding : padding + height, padding + index * cell : padding + index * cell + width] = image
+    centres = [(padding + index * cell + width // 2, label) for index, label in enumerate(labels)]
+    return np.concatenate([row, _label_strip(row.shape[1], centres)])

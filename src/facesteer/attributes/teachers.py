@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image
 
 from facesteer.attributes.base import check_images
+from facesteer.images import DETECTION_SIZE, upscale_for_detection
 from facesteer.modelfiles import models_dir, require_model_file
 
-DETECTION_SIZE = 256
 BROW_LANDMARKS = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
 NOSE_LANDMARKS = [1, 2, 98, 327, 168, 6, 197, 195, 5, 4]
 GLASSES_CROP_SIZE = (128, 64)  # (width, height) the glasses model takes
@@ -49,16 +49,6 @@ def native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def upscale_for_detection(image: np.ndarray, size: int = DETECTION_SIZE) -> np.ndarray:
-    """Resize (bicubic) so the shorter side is at least ``size``; larger images are returned unchanged."""
-    height, width = image.shape[:2]
-    scale = size / min(height, width)
-    if scale <= 1:
-        return image
-    resized = Image.fromarray(image).resize((round(width * scale), round(height * scale)), Image.BICUBIC)
-    return np.asarray(resized)
 
 
 def yaw_degrees(transform: np.ndarray) -> float:

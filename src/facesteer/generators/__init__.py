@@ -72,14 +72,13 @@ def load_generator_for(config: dict) -> Generator:
     """The generator a dataset manifest names (``Generator.config()``): by registry name, else by the checkpoint
     path recorded there, with the recorded truncation."""
     name, path = config.get("name"), config.get("path")
-    if name in GENERATORS:
-        generator = load_generator(name)
-    elif path and Path(path).is_file():
+    generator = load_generator(name) if name in GENERATORS else None
+    if generator is None or (path and generator.config().get("path") != path):  # a file, whatever its name
+        if not (path and Path(path).is_file()):
+            raise FacesteerError(f"generator {name!r} of this run is not registered, nor at its recorded path {path}")
         generator = load_generator(path)
-    else:
-        raise FacesteerError(f"generator {name!r} of this run is neither registered nor at its recorded path {path}")
     if config.get("truncation_psi", 1.0) != 1.0:
-        generator.set_truncation(config["truncation_psi"], config.get("truncation_cutoff"))  # type: ignore[attr-defined]
+        generator.set_truncation(config["truncation_psi"], config.get("truncation_cutoff"))
     return generator
 
 

@@ -86,6 +86,27 @@ class Generator(ABC):
         """
         return gaussian_rows(num, self.z_dim, seed, start)
 
+    def map(self, z: np.ndarray, space: str = "w") -> np.ndarray:
+        """Codes of ``space`` for the Gaussian codes z (N, z_dim): z itself for ``"z"``; style-based
+        generators also map to ``"w"`` (N, w_dim) and ``"wp"`` (N, num_ws, w_dim).
+
+        Raises:
+            FacesteerError: this generator has no such space.
+        """
+        if space == "z":
+            self.check_codes(z, "z")
+            return np.array(z, dtype=np.float32)
+        raise FacesteerError(f"generator {self.name} has no latent space {space!r}; it has {', '.join(self.spaces)}")
+
+    def set_truncation(self, psi: float = 1.0, cutoff: int | None = None) -> None:
+        """The truncation trick (style-based generators): psi = 1 (none) is the only value others accept.
+
+        Raises:
+            FacesteerError: psi != 1 on a generator without truncation.
+        """
+        if psi != 1.0 or cutoff is not None:
+            raise FacesteerError(f"{self.name} has no truncation trick (it is not a style-based generator)")
+
     def check_codes(self, codes: np.ndarray | torch.Tensor, space: str = "z") -> None:
         """Raise a clear error unless ``codes`` is a batch of codes of ``space``."""
         expected = self.space_shape(space)

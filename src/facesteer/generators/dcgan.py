@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesteer.checkpoints import describe_checkpoint
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 from facesteer.modelfiles import installed_package_file
@@ -139,7 +140,15 @@ class DCGANFaceGenerator(Generator):
     spaces = ("z",)
 
     def __init__(self, weights: str | Path | None = None) -> None:
+        """Args:
+        weights: a ``netG_state_dict`` checkpoint file; default: the packaged weights. A generator loaded
+            from a file is named after it and records its path and sha256, so a run made with it reloads
+            that file, never the packaged weights.
+        """
         self.weights_path = Path(weights) if weights is not None else packaged_weights_path()
+        self.path = str(self.weights_path.resolve()) if weights is not None else None
+        if weights is not None:
+            self.name = self.weights_path.stem
         try:
             checkpoint = torch.load(self.weights_path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises several types for unreadable or unsafe files
@@ -156,7 +165,9 @@ class DCGANFaceGenerator(Generator):
         self.fused = FusedDCGAN(self.network)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "weights": f"{PACKAGE_PIN}/{WEIGHTS_FILE}"}
+        if self.path is None:
+            return {**super().config(), "weights": f"{PACKAGE_PIN}/{WEIGHTS_FILE}"}
+        return {**super().config(), "weights": describe_checkpoint(self.path, "dcgan-netG"), "path": self.path}
 
     def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
         self.check_codes(codes, space)

@@ -101,7 +101,7 @@ class StyleBasedGenerator(Generator):
     def map(self, z: np.ndarray, space: str = "w", batch_size: int = 1024) -> np.ndarray:
         """Map z (N, z_dim) to ``w`` (N, w_dim, untruncated) or ``wp`` (N, num_ws, w_dim, truncated)."""
         if space not in ("w", "wp"):
-            raise FacesteerError(f"map() gives 'w' or 'wp', not {space!r}")
+            return super().map(z, space)
         self.check_codes(z, "z")
         out = []
         for lo in range(0, len(z), batch_size):

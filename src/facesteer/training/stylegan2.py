@@ -25,6 +25,7 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path
+from facesteer.files import atomic_path, write_json
 from facesteer.generators.stylegan2_network import Discriminator, StyleGAN2Config, StyleGAN2Network
 from facesteer.training.augment import DEFAULT_POLICY, diff_augment
 
@@ -86,8 +87,20 @@ class TrainingOptions:
 class Trainer:
     """One StyleGAN2 training run in ``out``; :meth:`train` runs until ``options.kimg`` thousand images."""
 
-    def __init__(self, options: TrainingOptions, out: str | Path, progress: bool = True) -> None:
-        self.options, self.out, self.progress = options, Path(out), progress
+    def __init__(
+        self,
+        options: TrainingOptions,
+        out: str | Path,
+        progress: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """Args:
+        options: what to train (checked against the run folder's stored options when resuming).
+        out: the run folder.
+        progress: show a progress bar.
+        clock: seconds counter for the logged training time (tests pass a fake one).
+        """
+        self.options, self.out, self.progress, self.clock = options, Path(out), progress, clock
         self.device = torch.device(options.device)
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_or_write_options()
@@ -125,8 +138,7 @@ class Trainer:
         else:
             if any(self.out.iterdir()):
                 raise FacesteerError(f"{self.out} is not empty and holds no training run; use a new --out folder")
-            with atomic_path(path) as temporary:
-                temporary.write_text(json.dumps(identity, indent=2) + "\n")
+            write_json(path, identity)
 
     def _dataset(self) -> np.ndarray:
         from facesteer.datasets import load_image_folder
@@ -321,7 +333,7 @@ class Trainer:
         options = self.options
         total_steps = math.ceil(options.kimg * 1000 / options.batch_size)
         snapshot_every = max(1, round(options.snapshot_kimg * 1000 / options.batch_size))
-        records, started, seconds_before = [], time.perf_counter(), self.seconds
+        records, started, seconds_before = [], self.clock(), self.seconds
         running: dict[str, list[float]] = {}
         bar = tqdm(
             total=total_steps, initial=self.step, desc="training StyleGAN2", unit="step", disable=not self.progress
@@ -337,7 +349,7 @@ class Trainer:
             )
             if self.step % snapshot_every == 0 or self.step == total_steps:
                 stats = {k: float(np.mean(v)) for k, v in running.items()}
-                self.seconds = seconds_before + time.perf_counter() - started
+                self.seconds = seconds_before + self.clock() - started
                 record = self.snapshot(stats)
                 records.append(record)
                 running = {}
@@ -399,7 +411,7 @@ def export_trained_generator(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, out_dir / f"{name}.safetensors")
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_json(out_dir / f"{name}.json", card)
     (out_dir / f"{name}.md").write_text(generator_card_markdown(card))
     return card
 

@@ -28,6 +28,8 @@ from facesteer.attributes.predictor import (
     images_to_tensor,
 )
 from facesteer.errors import FacesteerError
+from facesteer.evaluation.metrics import auroc
+from facesteer.files import atomic_path, write_json
 from facesteer.generators import load_generator_for
 from facesteer.latents import LatentDataset
 
@@ -164,23 +166,6 @@ def predict(network: AttributeNet, images: np.ndarray, batch_size: int = 512) ->
     )
 
 
-def auroc(labels: np.ndarray, values: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
-    labels = np.asarray(labels, dtype=bool)
-    positives, negatives = labels.sum(), (~labels).sum()
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    sorted_values = np.asarray(values)[order]
-    ranks[order] = np.arange(1, len(values) + 1)
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
-    for start, count in zip(first[counts > 1], counts[counts > 1], strict=True):
-        ranks[order[start : start + count]] = start + (count + 1) / 2
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
 def agreement(teacher: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """How well predicted scores agree with the teachers' on the same images (both (N, 5), NaN = no face).
 
@@ -207,11 +192,8 @@ def agreement(teacher: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 def save_predictor(network: AttributeNet, path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
     """Write the weights as fp16 safetensors and a model card (``.md``) and its data (``.json``) beside them."""
-    import json
 
     from safetensors.torch import save_file
-
-    from facesteer.files import atomic_path
 
     path = Path(path)
     state = {
@@ -222,8 +204,7 @@ def save_predictor(network: AttributeNet, path: str | os.PathLike[str], card: di
     state |= {k: v.detach().contiguous() for k, v in network.state_dict().items() if not v.dtype.is_floating_point}
     with atomic_path(path) as temporary:
         save_file(state, str(temporary))
-    with atomic_path(path.with_suffix(".json")) as temporary:
-        temporary.write_text(json.dumps(card, indent=2) + "\n")
+    write_json(path.with_suffix(".json"), card)
     with atomic_path(path.with_suffix(".md")) as temporary:
         temporary.write_text(model_card_markdown(card))
     return path

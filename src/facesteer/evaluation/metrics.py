@@ -1,0 +1,148 @@
+"""The numbers InterFaceGAN reports about boundaries: cosines, score correlations, edit effects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from facesteer.attributes.base import AttributeScorer
+from facesteer.boundaries import as_unit_row
+from facesteer.editing import shift
+from facesteer.generators import Generator
+
+
+def cosine_matrix(normals: Sequence[np.ndarray]) -> np.ndarray:
+    """(k, k) cosines between directions, each (1, d) or (d,)."""
+    stacked = np.concatenate([as_unit_row(n) for n in normals])
+    return stacked @ stacked.T
+
+
+def score_correlation(scores: np.ndarray) -> np.ndarray:
+    """(k, k) Pearson correlation of score columns (N, k), each pair over the rows where both are known."""
+    scores = np.asarray(scores, dtype=np.float64)
+    count = scores.shape[1]
+    matrix = np.eye(count)
+    for i in range(count):
+        for j in range(i + 1, count):
+            both = ~np.isnan(scores[:, i]) & ~np.isnan(scores[:, j])
+            a, b = scores[both, i], scores[both, j]
+            value = np.corrcoef(a, b)[0, 1] if both.sum() > 2 and a.std() > 0 and b.std() > 0 else np.nan
+            matrix[i, j] = matrix[j, i] = value
+    return matrix
+
+
+def edit_effects(
+    generator: Generator,
+    scorer: AttributeScorer,
+    codes: np.ndarray,
+    directions: dict[str, np.ndarray],
+    alpha: float = 2.0,
+    space: str = "z",
+    progress: bool = True,
+) -> np.ndarray:
+    """Mean change of every attribute per unit step along each direction, by central differences.
+
+    Each code moves to z + alpha*n and z - alpha*n; both faces are scored and the effect is the mean over codes
+    (with a face found both times) of (score(z + alpha*n) - score(z - alpha*n)) / (2 alpha).
+
+    Args:
+        codes: (M, d) held-out codes.
+        directions: name -> (1, d) direction.
+
+    Returns:
+        (len(directions), len(scorer.attributes)) float64, in each attribute's own units per unit step.
+    """
+    effects = np.full((len(directions), len(scorer.attributes)), np.nan)
+    bar = tqdm(total=len(directions) * 2 * len(codes), desc="edit effects", unit="img", disable=not progress)
+    for row, direction in enumerate(directions.values()):
+        scores = []
+        for sign in (1.0, -1.0):
+            images = generator.synthesize(shift(codes, direction, sign * alpha), space)
+            scores.append(scorer.score(images))
+            bar.update(len(codes))
+        difference = (scores[0] - scores[1]) / (2 * alpha)
+        with np.errstate(invalid="ignore"):
+            effects[row] = np.nanmean(difference, axis=0)
+    bar.close()
+    return effects
+
+
+def diagonal_dominance(effects: np.ndarray) -> dict[str, float]:
+    """Summaries of a square standardized effect matrix: is each edit mostly about its own attribute?"""
+    diagonal = np.abs(np.diag(effects))
+    off = np.abs(effects - np.diag(np.diag(effects)))
+    return {
+        "mean_abs_diagonal": float(diagonal.mean()),
+        "mean_abs_off_diagonal": float(off.sum() / (off.size - len(diagonal))),
+        "rows_where_diagonal_is_largest": int(np.sum(diagonal >= off.max(axis=1))),
+    }
+
+
+def auroc(labels: np.ndarray, values: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    labels = np.asarray(labels, dtype=bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    sorted_values = np.asarray(values)[order]
+    ranks[order] = np.arange(1, len(values) + 1)
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    for start, count in zip(first[counts > 1], counts[counts > 1], strict=True):
+        ranks[order[start : start + count]] = start + (count + 1) / 2
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def identity_kept(
+    generator: Generator,
+    embedder: AttributeScorer,
+    codes: np.ndarray,
+    directions: dict[str, np.ndarray],
+    threshold: float,
+    alphas: Sequence[float] = (1.0, 2.0, 3.0),
+    space: str = "z",
+    progress: bool = True,
+) -> dict[str, list[dict[str, float]]]:
+    """Does an edit keep the person? Identity distance of each edited face to its original.
+
+    Each code moves to z + a*n and z - a*n for every a in ``alphas``; both faces are compared with the
+    original by the distance of their identity embeddings (``embedder``: the ``identity`` scorer).
+
+    Args:
+        codes: (M, d) held-out codes.
+        directions: name -> (1, d) direction.
+        threshold: distance under which two faces count as the same person (the calibrated one).
+
+    Returns:
+        name -> one entry per alpha: ``alpha``, ``kept`` (share of the pairs with a face found in both whose
+        distance is under ``threshold``), ``mean_distance`` over those pairs, ``pairs`` (their count, out of
+        2 M edits).
+    """
+    original = embedder.score(generator.synthesize(codes, space))
+    bar = tqdm(total=len(directions) * 2 * len(alphas) * len(codes), desc="identity", unit="img", disable=not progress)
+    result = {}
+    for name, direction in directions.items():
+        rows = []
+        for alpha in alphas:
+            distances = []
+            for sign in (1.0, -1.0):
+                edited = embedder.score(generator.synthesize(shift(codes, direction, sign * alpha), space))
+                distances.append(np.linalg.norm(edited.astype(np.float64) - original, axis=1))
+                bar.update(len(codes))
+            distances = np.concatenate(distances)
+            found = distances[~np.isnan(distances)]
+            rows.append(
+                {
+                    "alpha": float(alpha),
+                    "kept": float(np.mean(found < threshold)) if len(found) else float("nan"),
+                    "mean_distance": float(found.mean()) if len(found) else float("nan"),
+                    "pairs": len(found),
+                }
+            )
+        result[name] = rows
+    bar.close()
+    return result
