@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from facesteer.errors import FacesteerError
 from facesteer.evaluation.interfacegan import evaluate_run
@@ -137,3 +138,34 @@ def test_w_boundaries_are_never_applied_as_z_ones(tiny_stylegan, run, tmp_path):
         (boundaries / f"red{suffix}").write_bytes((boundaries / f"red_w{suffix}").read_bytes())
     with pytest.raises(FacesteerError, match="trained in 'w' space; it cannot move 'z' codes"):
         evaluate_run(tmp_path / "run", ColourScorer(), edit_codes=10, grid_faces=1, ratio=0.1, progress=False)
+
+
+def test_rank_orders_samples_by_signed_distance(tiny_stylegan, run, tmp_path):
+    generator = load_generator(str(tiny_stylegan))
+    dataset = sample_dataset(generator, ColourScorer(), tmp_path / "run", 300, seed=5, progress=False)
+    result = run("train-boundary", str(tmp_path / "run"), "--all", "--space", "w", "--ratio", "0.1")
+    assert result.returncode == 0, result.stderr
+    boundary = tmp_path / "run" / "boundaries" / "red_w.npy"
+    result = run("rank", str(tmp_path / "run"), "--boundary", str(boundary), "--num", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    ranked = json.loads(result.stdout)
+    distances = np.asarray(dataset.codes("w"), np.float64) @ np.load(boundary)[0].astype(np.float64)
+    order = np.argsort(distances)
+    assert ranked["space"] == "w" and ranked["indices"] == order[[0, 75, 150, 224, 299]].tolist()
+    np.testing.assert_allclose(ranked["distances"], distances[ranked["indices"]], rtol=1e-6)
+    red = dataset.scores("red")
+    assert red[ranked["indices"][-1]] > red[ranked["indices"][0]]  # the most positive side is redder
+    strip = Image.open(ranked["out"])
+    assert strip.size[0] == 2 + 5 * (2 * 16 + 2)  # five faces enlarged twice, side by side
+
+    z_boundary = tmp_path / "run" / "boundaries" / "red.npy"
+    result = run(
+        "train-boundary", str(tmp_path / "run"), "--attribute", "red", "--ratio", "0.1", "--out", str(z_boundary)
+    )
+    assert result.returncode == 0, result.stderr
+    for suffix in (".npy", ".json"):  # a Z boundary saved under the W name: ranked in z, as its sidecar says
+        (tmp_path / f"z{suffix}").write_bytes((tmp_path / "run" / "boundaries" / f"red{suffix}").read_bytes())
+    result = run("rank", str(tmp_path / "run"), "--boundary", str(tmp_path / "z.npy"), "--num", "3", "--json")
+    assert json.loads(result.stdout)["space"] == "z"
+    np.save(tmp_path / "short.npy", np.ones((1, 5), np.float32))
+    one_line_error(run("rank", str(tmp_path / "run"), "--boundary", str(tmp_path / "short.npy")), "dimension 5")

@@ -413,6 +413,47 @@ def edit(
     console.print(f"wrote {out}: {num} faces x {steps} steps along {direction.attribute} ({start:+g} to {end:+g})")
 
 
+@app.command()
+def rank(
+    run: Path = typer.Argument(..., help="dataset folder written by `facesteer sample`"),
+    boundary: Path = typer.Option(..., "--boundary", "-b", help="boundary .npy trained on this run's codes"),
+    num: int = typer.Option(8, "--num", "-n", min=2, max=64, help="faces in the strip"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG strip (default RUN/figures/rank_ATTRIBUTE.png)"),
+    scale: int = typer.Option(2, "--scale", min=1, max=8, help="enlarge the faces this many times"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Samples of a run ordered by signed distance to a boundary, most negative first (InterFaceGAN's ranking
+    figure): a strip of faces at evenly spaced ranks with each distance written under its face."""
+    from facesteer.boundaries import Boundary
+    from facesteer.generators import load_generator_for
+    from facesteer.latents import LatentDataset
+    from facesteer.ranking import rank_run
+    from facesteer.visualize import labelled_strip
+
+    dataset = LatentDataset(run).require_complete()
+    direction = Boundary.load(boundary)
+    model = load_generator_for(dataset.manifest["generator"])
+    ranking = rank_run(dataset, direction, model, num)
+    out = out or run / "figures" / f"rank_{direction.attribute}.png"
+    faces = model.synthesize(ranking.codes, ranking.space)
+    save_png(out, labelled_strip(faces, [f"{d:+.2f}" for d in ranking.distances], scale=scale))
+    if as_json:
+        _print_json(
+            {
+                "boundary": str(boundary),
+                "space": ranking.space,
+                "indices": ranking.indices.tolist(),
+                "distances": ranking.distances.tolist(),
+                "out": str(out),
+            }
+        )
+        return
+    console.print(
+        f"wrote {out}: {num} of {dataset.num} samples by distance to {direction.attribute} "
+        f"({ranking.distances[0]:+.2f} to {ranking.distances[-1]:+.2f})"
+    )
+
+
 def _print_evaluation(result: dict[str, Any]) -> None:
     attributes, spaces = result["attributes"], result.get("spaces", ["z"])
     by_space = result.get("by_space", {spaces[0]: result})
