@@ -151,17 +151,27 @@ def sample(
     wp: bool = typer.Option(False, "--wp", help="also store W+ codes (style-based generators)"),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    predictor_weights: Path | None = typer.Option(
+        None, "--predictor-weights", help="--scorer predictor: weights from train-predictor (default: the packaged)"
+    ),
+    force: bool = typer.Option(False, "--force", help="score with a predictor made for another generator anyway"),
 ) -> None:
     """Sample latent codes, synthesize and score the faces, and store them as a resumable LatentDataset
     (z.npy; w.npy too for style-based generators, and wp.npy with --wp)."""
+    from facesteer.attributes.predictor import check_scorer_fits
     from facesteer.latents import sample_dataset
 
     model = load_generator(generator)
     model.set_truncation(truncation)
-    scoring = None if scorer == "none" else load_scorer(scorer, models, workers)
+    scoring = (
+        None if scorer == "none" else load_scorer(scorer, models, workers, predictor_weights, generator=model.name)
+    )
     try:
+        warning = check_scorer_fits(model, scoring, force)
+        if warning:
+            sys.stderr.write(f"facesteer: warning: {warning}\n")
         dataset = sample_dataset(
-            model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet, store_wp=wp
+            model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet, store_wp=wp, force_scorer=force
         )
     finally:
         if scoring is not None:
@@ -454,6 +464,83 @@ def rank(
     )
 
 
+@app.command()
+def fix(
+    boundary: Path = typer.Option(..., "--boundary", "-b", help="quality boundary .npy (positive = realistic)"),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG: originals on top, fixed faces below"),
+    generator: str = GeneratorOption,
+    alpha: float = typer.Option(2.0, "--alpha", min=0.0, help="step toward the realistic side"),
+    below: float | None = typer.Option(None, "--below", help="move only faces whose distance is below this"),
+    num: int = typer.Option(8, "--num", "-n", min=1, max=64),
+    seed: int = typer.Option(0, "--seed", min=0),
+    columns: int | None = typer.Option(None, "--columns", min=1, help="faces per row (default: all in one row)"),
+) -> None:
+    """Artifact correction: move faces along the quality boundary toward the realistic side (InterFaceGAN)."""
+    from facesteer.boundaries import Boundary
+    from facesteer.editing import fix_codes
+
+    model = load_generator(generator)
+    direction = Boundary.load(boundary)
+    direction.check_applies_to(model, direction.space)
+    codes = model.map(model.sample_z(num, seed), direction.space)
+    fixed, moved = fix_codes(codes, direction.normal, alpha, below)
+    before, after = model.synthesize(codes, direction.space), model.synthesize(fixed, direction.space)
+    columns = columns or num
+    rows = [image_grid(part, columns) for part in (before, after)]
+    save_png(out, np.concatenate([rows[0], np.full((6, rows[0].shape[1], 3), 255, np.uint8), rows[1]]))
+    console.print(f"wrote {out}: {int(moved.sum())} of {num} faces moved by {alpha:+g} along {direction.attribute}")
+
+
+@app.command("evaluate-fix")
+def evaluate_fix(
+    boundary: Path = typer.Option(..., "--boundary", "-b", help="quality boundary .npy"),
+    data: Path = typer.Option(..., "--data", help="the generator's training photos (FID reference)"),
+    generator: str = GeneratorOption,
+    num: int = typer.Option(2000, "--num", "-n", min=10, help="held-out faces per FID"),
+    seed: int = typer.Option(1, "--seed", min=0, help="seed of the held-out codes (not the boundary run's)"),
+    identity_num: int = typer.Option(300, "--identity-num", min=1, help="faces checked for identity"),
+    reference_num: int | None = ReferenceNumOption,
+    models: Path | None = ModelsOption,
+    workers: int = WorkersOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Measure artifact correction: FID, faces found, quality and identity kept at alpha 0, 1, 2, 3."""
+    from facesteer.attributes.identity import calibrated_threshold
+    from facesteer.attributes.quality import QualityScorer
+    from facesteer.boundaries import Boundary
+    from facesteer.evaluation.artifacts import fix_effects
+    from facesteer.fid import dataset_statistics
+
+    model = load_generator(generator)
+    direction = Boundary.load(boundary)
+    reference = dataset_statistics(data, model.resolution, progress=not as_json, max_images=reference_num)
+    threshold = calibrated_threshold(64)
+    with (
+        load_scorer(DEFAULT_SCORER, models, workers) as teachers,
+        QualityScorer(model.name) as quality,
+        load_scorer("identity", workers=workers) as identity,
+    ):
+        rows = fix_effects(model, direction, reference, teachers, quality, identity, threshold, num=num, seed=seed,
+                           identity_num=identity_num, progress=not as_json)  # fmt: skip
+    result = {"generator": model.name, "boundary": str(boundary), "num": num, "seed": seed, "data": str(data),
+              "identity_num": identity_num, "identity_threshold": threshold, "rows": rows}  # fmt: skip
+    if as_json:
+        _print_json(result)
+        return
+
+    def fmt(row: dict[str, Any], key: str, spec: str = ".3f") -> str:
+        return "-" if key not in row or row[key] != row[key] else format(row[key], spec)
+
+    console.print(
+        _table(
+            f"Artifact correction on {model.name}: {num:,} held-out faces (seed {seed}) along {direction.attribute}",
+            ["alpha", "FID", "faces found", "mean quality", f"identity kept (< {threshold:.3f})", "mean distance"],
+            [[f"{r['alpha']:g}", fmt(r, "fid", ".2f"), fmt(r, "faces_found"), fmt(r, "quality", "+.2f"),
+              fmt(r, "identity_kept"), fmt(r, "identity_distance")] for r in rows],
+        )
+    )  # fmt: skip
+
+
 def _print_evaluation(result: dict[str, Any]) -> None:
     attributes, spaces = result["attributes"], result.get("spaces", ["z"])
     by_space = result.get("by_space", {spaces[0]: result})
@@ -549,37 +636,16 @@ def train_predictor(
     batch_size: int = typer.Option(256, "--batch-size", min=8),
     learning_rate: float = typer.Option(3e-3, "--lr", min=1e-6),
     seed: int = typer.Option(0, "--seed", min=0),
+    generator: str | None = typer.Option(
+        None, "--generator", "-g", help="generator it is for (name or checkpoint; default: the --data runs' own)"
+    ),
 ) -> None:
-    """Distil the teachers into the fast `predictor` CNN; writes weights, a model card (.md) and its data (.json)."""
-    import platform
-    import shlex
+    """Distil the teachers into the fast `predictor` CNN for one generator (the one the --data runs were sampled
+    with); writes weights, a model card (.md) and its data (.json)."""
+    from facesteer.training.distill import train_predictor as distil
 
-    from facesteer.training import distill
-
-    if out.suffix != ".safetensors":
-        raise FacesteerError(f"--out must end in .safetensors, got {out}")
-    images, scores = distill.load_teacher_runs(data)
-    network, training = distill.train_network(images, scores, epochs, batch_size, learning_rate, seed)
-    card: dict[str, Any] = {
-        "parameters": sum(p.numel() for p in network.parameters()),
-        "train_runs": [str(d) for d in data],
-        "train_run_details": distill.run_details(data),
-        "command": "facesteer train-predictor "
-        + shlex.join(
-            [arg for d in data for arg in ("--data", str(d))]
-            + (["--eval", str(evaluate_on)] if evaluate_on else [])
-            + ["--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(learning_rate)]
-            + ["--seed", str(seed), "--out", str(out)]
-        ),
-        "hardware": f"{platform.machine()} CPU, torch {__import__('torch').__version__}",
-        "training": training,
-    }
-    if evaluate_on is not None:
-        held_images, held_scores = distill.load_teacher_runs([evaluate_on])
-        card["evaluation_run"] = str(evaluate_on)
-        card["evaluation"] = distill.agreement(held_scores, distill.predict(network, held_images))
-    distill.save_predictor(network, out, card)
-    console.print(f"wrote {out} and its model card {out.with_suffix('.md')}")
+    card = distil(data, out, evaluate_on, epochs, batch_size, learning_rate, seed, generator)
+    console.print(f"wrote {out} and its model card {out.with_suffix('.md')}, for generator {card['generator']}")
     if "evaluation" in card:
         _print_agreement(card["evaluation"])
 
@@ -673,6 +739,27 @@ def train_gan(
     last = records[-1] if records else {"kimg": trainer.images_seen / 1000}
     fid_text = f", FID {last['fid']:.2f}" if "fid" in last else ""
     console.print(f"trained to {last['kimg']:.1f} kimg{fid_text}; generator: {out / 'generator.safetensors'}")
+
+
+@app.command("train-quality")
+def train_quality_command(
+    generator: str = typer.Option(..., "--generator", "-g", help="generator whose samples it judges"),
+    data: Path = typer.Option(..., "--data", help="folder of that generator's training photos"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="weights file (default weights/quality-GENERATOR)"),
+    epochs: int = typer.Option(6, "--epochs", min=1),
+    seed: int = typer.Option(0, "--seed", min=0),
+) -> None:
+    """Train the realism classifier behind the `quality` score: the generator's training photos vs its samples."""
+    from facesteer.attributes.quality import quality_weights
+    from facesteer.training.quality import train_quality
+
+    model = load_generator(generator)
+    out = out or quality_weights(model.name)
+    card = train_quality(model, data, out, epochs=epochs, seed=seed)
+    console.print(
+        f"wrote {out} and its card; held out: accuracy {card['held_out_accuracy']:.3f}, "
+        f"AUROC {card['held_out_auroc']:.3f}"
+    )
 
 
 @app.command("export-gan")

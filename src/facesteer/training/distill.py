@@ -5,12 +5,18 @@ stored codes (same generator, same bytes), the teachers' scores are the targets,
 is a negative for the face output. Mirrored copies (with pose negated) are used as augmentation for pose,
 smile, eyeglasses and the face output: mirroring flips yaw and leaves those alone. Age and gender learn from
 un-mirrored faces only, because the teachers' age and gender are not mirror-symmetric on 64-px faces.
+
+A predictor is distilled for one generator (all its runs must come from it) and is for that generator only: the
+model card and the weights' metadata name it, and ``PredictorScorer.generator`` reads it back.
+:func:`train_predictor` is the whole ``facesteer train-predictor`` command: data, training, evaluation, card.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import platform
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +28,12 @@ from tqdm import tqdm
 
 from facesteer.attributes.predictor import (
     ATTRIBUTES,
+    DEFAULT_PREDICTOR_GENERATOR,
+    GENERATOR_KEY,
     TARGET_SCALE,
     AttributeNet,
     decode_outputs,
+    generator_id,
     images_to_tensor,
 )
 from facesteer.errors import FacesteerError
@@ -52,6 +61,42 @@ def load_teacher_runs(runs: list[str | os.PathLike[str]], progress: bool = True)
             images.append(generator.synthesize(np.asarray(codes[lo : lo + batch])))
         scores.append(np.asarray(dataset.scores()))
     return np.concatenate(images), np.concatenate(scores).astype(np.float32)
+
+
+def runs_generator(
+    runs: list[str | os.PathLike[str]], generator: str | None = None, eval_run: str | os.PathLike[str] | None = None
+) -> str:
+    """The generator (:func:`~facesteer.attributes.predictor.generator_id`) that all the training runs and the
+    evaluation run were sampled with, which a predictor trained on them is for.
+
+    Args:
+        runs: the training runs (their manifests name their generator).
+        generator: the generator asked for (a registered name or a checkpoint path); default: the runs' own.
+        eval_run: the held-out run, which must come from the same generator.
+
+    Raises:
+        FacesteerError: the runs come from different generators, or from another one than ``generator``.
+    """
+    if not runs:
+        raise FacesteerError("give at least one teacher-scored run to learn from (--data RUN)")
+    found = {str(run): generator_id(LatentDataset(run).manifest["generator"]) for run in runs}
+    names = sorted(set(found.values()))
+    if len(names) > 1:
+        listing = "; ".join(f"{run}: {name}" for run, name in found.items())
+        raise FacesteerError(
+            f"the --data runs were sampled with different generators ({listing}); a predictor is distilled for "
+            "one generator: give runs of one generator"
+        )
+    wanted = generator_id(generator) if generator is not None else names[0]
+    if eval_run is not None:
+        found[str(eval_run)] = generator_id(LatentDataset(eval_run).manifest["generator"])
+    for run, name in found.items():
+        if name != wanted:
+            raise FacesteerError(
+                f"{run} was sampled with generator {name}, not {wanted}; a predictor for {wanted} learns from and "
+                f"is evaluated on runs of {wanted} only (sample them with --generator {wanted} --scorer teachers)"
+            )
+    return wanted
 
 
 def _targets(scores: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -191,11 +236,18 @@ def agreement(teacher: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 def save_predictor(network: AttributeNet, path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
-    """Write the weights as fp16 safetensors and a model card (``.md``) and its data (``.json``) beside them."""
+    """Write the weights as fp16 safetensors and a model card (``.md``) and its data (``.json``) beside them.
+
+    The card's ``"generator"`` (the generator whose faces the predictor was distilled on; ``dcgan-digiface64``
+    where the card names none) goes into the card and into the weights file's metadata, so the weights name their
+    generator even without the card.
+    """
 
     from safetensors.torch import save_file
 
     path = Path(path)
+    if GENERATOR_KEY not in card:
+        card = {**card, GENERATOR_KEY: DEFAULT_PREDICTOR_GENERATOR}
     state = {
         k: v.detach().to(torch.float16).contiguous()
         for k, v in network.state_dict().items()
@@ -203,7 +255,7 @@ def save_predictor(network: AttributeNet, path: str | os.PathLike[str], card: di
     }
     state |= {k: v.detach().contiguous() for k, v in network.state_dict().items() if not v.dtype.is_floating_point}
     with atomic_path(path) as temporary:
-        save_file(state, str(temporary))
+        save_file(state, str(temporary), metadata={GENERATOR_KEY: str(card[GENERATOR_KEY])})
     write_json(path.with_suffix(".json"), card)
     with atomic_path(path.with_suffix(".md")) as temporary:
         temporary.write_text(model_card_markdown(card))
@@ -233,8 +285,10 @@ def run_details(runs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
 
 
 def model_card_markdown(card: dict[str, Any]) -> str:
-    """The model card: data, command, duration, held-out agreement with the teachers and what falls short."""
+    """The model card: generator, data, command, duration, held-out agreement with the teachers and what falls
+    short. A card without ``"generator"`` is for ``dcgan-digiface64`` (all cards written before the field were)."""
     training = card["training"]
+    generator = card.get(GENERATOR_KEY, DEFAULT_PREDICTOR_GENERATOR)
     runs = card.get("train_run_details") or [{"run": run} for run in card["train_runs"]]
     run_lines = [
         f"- `{item['run']}`: " + (f"{item['num']:,} faces, seed {item['seed']}" if "num" in item else "(no manifest)")
@@ -245,11 +299,17 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "",
         "A multi-task CNN (`facesteer.attributes.predictor.AttributeNet`, "
         f"{card['parameters']:,} parameters, fp16 safetensors) that predicts the teachers' pose, smile, age, "
-        "gender and eyeglasses, and whether they find a face, from a 64x64 face of `dcgan-digiface64`.",
+        f"gender and eyeglasses, and whether they find a face, from a 64x64 face of `{generator}`.",
+        "",
+        f"For generator: `{generator}` only. It has seen no other faces, so on others (real photos, other "
+        "generators) its scores may be meaningless: `facesteer sample --scorer predictor` refuses other "
+        "generators (`--force` scores anyway, with a warning). For another generator use `--scorer teachers`, or "
+        "distil a predictor for it with `facesteer train-predictor --generator NAME` from teacher-scored runs of "
+        "that generator.",
         "",
         "## Data",
         "",
-        f"Training: {training['train_images']:,} faces of `dcgan-digiface64` labelled by the `teachers` scorer, "
+        f"Training: {training['train_images']:,} faces of `{generator}` labelled by the `teachers` scorer, "
         "each also seen mirrored with its pose negated; age and gender learn from the un-mirrored faces only (the "
         "teachers' age and gender are not mirror-symmetric). Each run is a dataset sampled with the teachers as "
         "scorer (`facesteer sample --scorer teachers`; its manifest.json keeps the seed and size):",
@@ -293,3 +353,59 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def train_predictor(
+    data_runs: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    eval_run: str | os.PathLike[str] | None = None,
+    epochs: int = 8,
+    batch_size: int = 256,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    generator: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Distil the teachers into a predictor for one generator and write its weights and model card
+    (``facesteer train-predictor``).
+
+    Args:
+        data_runs: teacher-scored runs to learn from, all sampled with one generator.
+        out: the weights file (``.safetensors``); the card goes beside it (``.json``, ``.md``).
+        eval_run: a held-out teacher-scored run of the same generator, for the card's agreement table.
+        epochs, batch_size, learning_rate, seed: see :func:`train_network`.
+        generator: the generator the predictor is for (registered name or checkpoint path); default: the one
+            the runs were sampled with. Runs of another generator are refused.
+        progress: show progress bars.
+
+    Returns:
+        The model card (as written to the ``.json``).
+    """
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise FacesteerError(f"--out must end in .safetensors, got {out}")
+    made_for = runs_generator(data_runs, generator, eval_run)
+    images, scores = load_teacher_runs(data_runs, progress)
+    network, training = train_network(images, scores, epochs, batch_size, learning_rate, seed, progress)
+    card: dict[str, Any] = {
+        "parameters": sum(p.numel() for p in network.parameters()),
+        GENERATOR_KEY: made_for,
+        "train_runs": [str(d) for d in data_runs],
+        "train_run_details": run_details(data_runs),
+        "command": "facesteer train-predictor "
+        + shlex.join(
+            [arg for d in data_runs for arg in ("--data", str(d))]
+            + ["--generator", made_for]
+            + (["--eval", str(eval_run)] if eval_run is not None else [])
+            + ["--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(learning_rate)]
+            + ["--seed", str(seed), "--out", str(out)]
+        ),
+        "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
+        "training": training,
+    }
+    if eval_run is not None:
+        held_images, held_scores = load_teacher_runs([eval_run], progress)
+        card["evaluation_run"] = str(eval_run)
+        card["evaluation"] = agreement(held_scores, predict(network, held_images))
+    save_predictor(network, out, card)
+    return card
