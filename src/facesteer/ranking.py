@@ -7,7 +7,9 @@ samples by it orders them from the most negative side (least of the attribute) t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -73,3 +75,9 @@ def rank_run(dataset: LatentDataset, boundary: Boundary, generator: Generator, n
         codes=np.asarray(codes[np.sort(chosen)])[np.argsort(np.argsort(chosen))],
         space=space,
     )
+
+
+def rank_strip_path(run: str | os.PathLike[str], boundary: Boundary) -> Path:
+    """Where ``facesteer rank`` puts its strip unless told: ``RUN/figures/rank_ATTRIBUTE[_SPACE].png``."""
+    suffix = "" if boundary.space == "z" else f"_{boundary.space}"
+    return Path(run) / "figures" / f"rank_{boundary.attribute}{suffix}.png"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 
 from facesteer.attributes.base import ATTRIBUTES, Attribute, AttributeScorer
-from facesteer.attributes.identity import dlib_model_folder
+from facesteer.attributes.identity import IdentityEmbedder, dlib_model_folder
+from facesteer.attributes.parallel import ParallelScorer
+from facesteer.attributes.predictor import PredictorScorer
+from facesteer.attributes.quality import QualityScorer
+from facesteer.attributes.teachers import TeacherScorer
 from facesteer.errors import FacesteerError
+from facesteer.modelfiles import models_dir, require_model_file
 
 DEFAULT_SCORER = "teachers"
 
@@ -50,29 +55,18 @@ def load_scorer(
     if predictor_weights is not None and name != "predictor":
         raise FacesteerError(f"predictor weights are for --scorer predictor, not {name}")
     if workers > 1 and name in MULTIPROCESS_SCORERS:  # the predictor is one batched network: no workers
-        from facesteer.attributes.parallel import ParallelScorer
-        from facesteer.modelfiles import models_dir, require_model_file
-
         for required in SCORER_FILES.get(name, ()):  # fail here, with a clear message, not inside a worker
             require_model_file(required, models)
         if name == "identity":
             dlib_model_folder()
-        return ParallelScorer(name, models_dir(models), workers)
+        return ParallelScorer(load_scorer, name, models_dir(models), workers)
     if name == "teachers":
-        from facesteer.attributes.teachers import TeacherScorer
-
         return TeacherScorer(models)
     if name == "identity":
-        from facesteer.attributes.identity import IdentityEmbedder
-
         return IdentityEmbedder()
     if name == "quality":
-        from facesteer.attributes.quality import QualityScorer
-
         return QualityScorer(generator)
     if name == "predictor":
-        from facesteer.attributes.predictor import PredictorScorer
-
         return PredictorScorer(predictor_weights)
     raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,9 @@ from facesteer.attributes.base import AttributeScorer, check_images
 _worker_scorer: AttributeScorer | None = None
 
 
-def _start_worker(name: str, models: str | None) -> None:
+def _start_worker(build: Callable[..., AttributeScorer], name: str, models: str | None) -> None:
     global _worker_scorer  # one scorer per worker process, built once
-    from facesteer.attributes import load_scorer
-
-    _worker_scorer = load_scorer(name, models, workers=1)
+    _worker_scorer = build(name, models, workers=1)
 
 
 def _describe() -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -36,16 +35,19 @@ class ParallelScorer:
     """A registered scorer replicated in ``workers`` processes (started with ``spawn``: safe beside torch).
 
     Args:
+        build: ``load_scorer`` (passed in, so this module needs no registry): build(name, models, workers=1).
         name: registered scorer name.
         models: models folder passed to each worker's scorer.
         workers: number of processes, >= 2.
     """
 
-    def __init__(self, name: str, models: str | os.PathLike[str] | None, workers: int) -> None:
+    def __init__(
+        self, build: Callable[..., AttributeScorer], name: str, models: str | os.PathLike[str] | None, workers: int
+    ) -> None:
         self.name = name
         self.workers = workers
         context = multiprocessing.get_context("spawn")
-        self._pool = context.Pool(workers, initializer=_start_worker, initargs=(name, models and str(models)))
+        self._pool = context.Pool(workers, initializer=_start_worker, initargs=(build, name, models and str(models)))
         try:
             self.attributes, self._config = self._pool.apply(_describe)
         except BaseException:

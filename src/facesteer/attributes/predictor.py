@@ -28,7 +28,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,9 +36,9 @@ from torch import nn
 
 from facesteer.attributes.base import check_images
 from facesteer.errors import FacesteerError
-
-if TYPE_CHECKING:
-    from facesteer.generators.base import Generator
+from facesteer.generators import GENERATORS, WEIGHTS_DIR
+from facesteer.generators.base import Generator
+from facesteer.generators.ops import uint8_to_unit
 
 ATTRIBUTES = ("pose", "smile", "age", "gender", "eyeglasses")
 OUTPUTS = (*ATTRIBUTES, "face")
@@ -92,7 +92,7 @@ def decode_outputs(raw: torch.Tensor) -> np.ndarray:
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, 64, 64, 3) -> float32 (N, 3, 64, 64) in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return uint8_to_unit(images)
 
 
 def packaged_weights() -> Path:
@@ -107,8 +107,6 @@ def generator_id(generator: Generator | dict[str, Any] | str) -> str:
     Args:
         generator: a generator, its ``config()`` (as a dataset manifest stores it), or a ``--generator`` value.
     """
-    from facesteer.generators import GENERATORS, WEIGHTS_DIR
-
     if isinstance(generator, str):
         return generator if generator in GENERATORS else str(Path(generator).resolve())
     config = generator if isinstance(generator, dict) else generator.config()

@@ -25,6 +25,7 @@ from torch import nn
 
 from facesteer.attributes.base import check_images
 from facesteer.errors import FacesteerError
+from facesteer.generators.ops import uint8_to_unit
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 INPUT_SIZE = 64
@@ -58,7 +59,7 @@ class RealismNet(nn.Module):
 
 def images_to_input(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, 64, 64) in [-1, 1] (resized bilinearly, antialiased, if not 64)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    x = uint8_to_unit(images)
     if x.shape[-1] != INPUT_SIZE or x.shape[-2] != INPUT_SIZE:
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
     return x

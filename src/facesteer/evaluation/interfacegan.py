@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from facesteer.attributes.base import AttributeScorer
+from facesteer.attributes.predictor import check_scorer_fits
 from facesteer.boundaries import Boundary, project_boundary
 from facesteer.errors import FacesteerError
 from facesteer.evaluation.metrics import (
@@ -142,6 +143,7 @@ def evaluate_run(
     progress: bool = True,
     spaces: Sequence[str] | None = None,
     identity: IdentityOptions | None = None,
+    force_scorer: bool = False,
 ) -> dict[str, Any]:
     """InterFaceGAN's evaluation of a sampled run, written to ``RUN/report.md`` with PNG figures.
 
@@ -159,6 +161,7 @@ def evaluate_run(
     if not dataset.attributes:
         raise FacesteerError(f"{run} has no attribute scores to evaluate")
     root = Path(run)
+    scorer_warning = check_scorer_fits(dataset.manifest["generator"], scorer, force_scorer)
     generator = load_generator_for(dataset.manifest["generator"])
     spaces = list(spaces or [s for s in dataset.spaces if s in ("z", "w")])
     unknown = [s for s in spaces if s not in dataset.spaces or s == "wp"]
@@ -191,6 +194,7 @@ def evaluate_run(
         else {"codes": min(identity.codes, edit_codes), "threshold": identity.threshold},
         "alpha": alpha,
         "by_space": by_space,
+        "warnings": [scorer_warning] if scorer_warning else [],
     }
     (root / "report.md").write_text(report_markdown(result))
     return result

@@ -6,9 +6,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from facesteer.checkpoints import describe_checkpoint, load_torch_file
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 from facesteer.generators.dcgan import DCGANFaceGenerator
+from facesteer.generators.pggan import PGGANGenerator, PGGANNetwork
+from facesteer.generators.stylegan import StyleGANGenerator, StyleGANNetwork
+from facesteer.generators.stylegan2 import StyleGAN2Generator, from_rosinality, load_stylegan2_file
 
 DEFAULT_GENERATOR = "dcgan-digiface64"
 
@@ -27,8 +31,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 def _shipped_stylegan2(name: str) -> Callable[[], Generator]:
     def build() -> Generator:
-        from facesteer.generators.stylegan2 import load_stylegan2_file
-
         return load_stylegan2_file(WEIGHTS_DIR / f"{name}.safetensors", name=name)
 
     return build
@@ -84,10 +86,6 @@ def load_generator_for(config: dict) -> Generator:
 
 def load_generator_file(path: Path) -> Generator:
     """A generator from a checkpoint file (see :func:`load_generator`)."""
-    from facesteer.checkpoints import describe_checkpoint, load_torch_file
-    from facesteer.generators.pggan import PGGANGenerator, PGGANNetwork
-    from facesteer.generators.stylegan import StyleGANGenerator, StyleGANNetwork
-    from facesteer.generators.stylegan2 import StyleGAN2Generator, from_rosinality, load_stylegan2_file
 
     if path.suffix.lower() in (".safetensors", ".pkl"):
         return load_stylegan2_file(path)

@@ -28,10 +28,7 @@ from torch import nn
 
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
-
-
-def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+from facesteer.generators.ops import fused_upsample_conv, pixel_norm
 
 
 class PGGANConv(nn.Module):
@@ -54,10 +51,7 @@ class PGGANConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pixel_norm(x)
         if self.up == "fused":
-            # upsample + 3x3 conv as one transposed conv: sum the kernel over the four 1-pixel shifts
-            kernel = F.pad(self.weight, (0, 0, 0, 0, 1, 1, 1, 1))
-            kernel = kernel[1:, 1:] + kernel[:-1, 1:] + kernel[1:, :-1] + kernel[:-1, :-1]
-            x = F.conv_transpose2d(x, kernel.permute(2, 3, 0, 1), stride=2, padding=1)
+            x = fused_upsample_conv(x, self.weight)
         else:
             if self.up == "nearest":
                 x = F.interpolate(x, scale_factor=2, mode="nearest")

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesteer.errors import FacesteerError
-from facesteer.generators.pggan import pixel_norm
+from facesteer.generators.ops import fused_upsample_conv, pixel_norm
 from facesteer.generators.style import StyleBasedGenerator
 
 SQRT2 = math.sqrt(2.0)
@@ -70,9 +70,7 @@ class StyleLayer(nn.Module):
         if self.kind == "const":
             x = self.const.expand(len(w), -1, -1, -1)
         elif self.kind == "fused":  # upsample + conv as one transposed conv (kernel summed over 4 shifts)
-            kernel = F.pad(self.weight * self.scale, (0, 0, 0, 0, 1, 1, 1, 1))
-            kernel = kernel[1:, 1:] + kernel[:-1, 1:] + kernel[1:, :-1] + kernel[:-1, :-1]
-            x = blur_121(F.conv_transpose2d(x, kernel.permute(2, 3, 0, 1), stride=2, padding=1))
+            x = blur_121(fused_upsample_conv(x, self.weight * self.scale))
         elif self.kind == "up":
             x = blur_121(
                 F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), self.weight, padding=1) * self.scale

@@ -18,6 +18,7 @@ import torch
 
 from facesteer.checkpoints import PickledModule, describe_checkpoint, load_pickle
 from facesteer.errors import FacesteerError
+from facesteer.files import atomic_path
 from facesteer.generators.base import gaussian_rows
 from facesteer.generators.style import StyleBasedGenerator
 from facesteer.generators.stylegan2_network import StyleGAN2Config, StyleGAN2Network
@@ -78,9 +79,10 @@ def _build(config: StyleGAN2Config, state: dict[str, torch.Tensor], what: str) -
     return network
 
 
-def _estimate_w_avg(network: StyleGAN2Network) -> None:
+def estimate_w_avg(network: StyleGAN2Network, seed: int = 0) -> None:
+    """Set ``mapping.w_avg`` (the centre of truncation) to the mean of w over W_AVG_SAMPLES codes of ``seed``."""
     with torch.no_grad():
-        z = torch.from_numpy(gaussian_rows(W_AVG_SAMPLES, network.config.z_dim, seed=0))
+        z = torch.from_numpy(gaussian_rows(W_AVG_SAMPLES, network.config.z_dim, seed=seed))
         network.mapping.w_avg.copy_(network.mapping(z).mean(dim=0))
 
 
@@ -146,7 +148,7 @@ def from_rosinality(checkpoint: dict[str, Any], what: str = "checkpoint") -> Sty
     if latent_avg is not None:
         network.mapping.w_avg.copy_(torch.as_tensor(latent_avg).float().reshape(-1))
     else:
-        _estimate_w_avg(network)
+        estimate_w_avg(network)
     return network
 
 
@@ -208,8 +210,6 @@ def save_safetensors(
 ) -> Path:
     """Write facesteer's own StyleGAN2 file: the state dict (fp16 by default) with the config as metadata."""
     from safetensors.torch import save_file
-
-    from facesteer.files import atomic_path
 
     dtype = torch.float16 if half else torch.float32
     state = {k: v.detach().to(dtype).contiguous() for k, v in network.state_dict().items()}

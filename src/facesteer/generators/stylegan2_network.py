@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesteer.generators.ops import pixel_norm
 from facesteer.generators.style import broadcast_truncated
 
 LRELU_GAIN = math.sqrt(2.0)
@@ -92,11 +93,6 @@ class EqualizedLinear(nn.Module):
         return F.leaky_relu(x, 0.2) * LRELU_GAIN if self.act else x
 
 
-def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Scale each row to unit root-mean-square (the 'pixel norm' of z)."""
-    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
-
-
 class MappingNetwork(nn.Module):
     """z (N, z_dim) -> w (N, w_dim); keeps ``w_avg``, the running mean of w used by truncation."""
 
@@ -110,7 +106,7 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(config.w_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = normalize_2nd_moment(z)
+        x = pixel_norm(z)  # StyleGAN2's normalize_2nd_moment
         for layer in self.layers:
             x = layer(x)
         return x

@@ -13,6 +13,11 @@ from facesteer.boundaries import Boundary, train_boundary
 from facesteer.latents import LatentDataset
 
 
+def run_boundary_dir(run: str | os.PathLike[str]) -> Path:
+    """Where a run's boundaries go unless told otherwise: ``RUN/boundaries``."""
+    return Path(run) / "boundaries"
+
+
 def boundary_path(folder: str | os.PathLike[str], attribute: str, space: str = "z") -> Path:
     """Where a run's boundary lives: ``FOLDER/ATTRIBUTE.npy`` for z, ``FOLDER/ATTRIBUTE_SPACE.npy`` otherwise
     (InterFaceGAN's naming: ``age_w.npy``). The file's sidecar still states its space, which is what is checked."""

@@ -35,10 +35,36 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from facesteer.datasets import load_image_folder
 from facesteer.errors import FacesteerError
+from facesteer.fid import dataset_statistics, fid_of_generator, generator_fid, reference_size
 from facesteer.files import atomic_path, write_json
+from facesteer.generators.base import to_uint8_images
+from facesteer.generators.ops import uint8_to_unit
+from facesteer.generators.stylegan2 import estimate_w_avg, load_stylegan2_file, save_safetensors
 from facesteer.generators.stylegan2_network import Discriminator, StyleGAN2Config, StyleGAN2Network
-from facesteer.training.augment import DEFAULT_POLICY, diff_augment
+from facesteer.images import image_grid, save_png
+from facesteer.training.augment import DEFAULT_POLICY, TRANSFORMS, diff_augment
+
+
+def parse_augment_policy(text: str) -> tuple[str, ...]:
+    """``"color,translation,cutout"`` -> the DiffAugment transforms in order; ``"none"`` -> none."""
+    return () if text.strip() == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is available, else ``cpu``; ``cpu`` / ``cuda`` checked.
+
+    Raises:
+        FacesteerError: an unknown device, or ``cuda`` without a GPU.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FacesteerError("--device cuda: no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise FacesteerError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return device
 
 
 @dataclass
@@ -64,6 +90,14 @@ class TrainingOptions:
     snapshot_kimg: float = 10.0
     fid_num: int = 2000
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8 or self.resolution & (self.resolution - 1):
+            raise FacesteerError(f"--resolution must be a power of two, 8 or more, got {self.resolution}")
+        unknown = [name for name in self.augment if name not in TRANSFORMS]
+        if unknown:
+            raise FacesteerError(f"unknown --augment {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)} or none")
+        self.device = resolve_device(self.device)
 
     def architecture(self) -> StyleGAN2Config:
         return StyleGAN2Config.small(
@@ -141,7 +175,6 @@ class Trainer:
             write_json(path, identity)
 
     def _dataset(self) -> np.ndarray:
-        from facesteer.datasets import load_image_folder
 
         path = self.out / f"data-{self.options.resolution}.npy"
         if path.is_file():
@@ -161,9 +194,8 @@ class Trainer:
 
     def _reals(self) -> torch.Tensor:
         index = torch.randint(0, len(self.images), (self.options.batch_size,), generator=self.rng)
-        batch = torch.from_numpy(np.stack([self.images[i] for i in index.tolist()]))
+        batch = uint8_to_unit(np.stack([self.images[i] for i in index.tolist()]))
         flip = torch.rand(self.options.batch_size, generator=self.rng) < 0.5  # x-flips: faces are symmetric
-        batch = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         batch[flip] = batch[flip].flip(dims=(3,))
         return batch.to(self.device)
 
@@ -277,26 +309,18 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- snapshot
 
     def export_generator(self, path: Path, card: dict[str, Any] | None = None) -> Path:
-        from facesteer.generators.stylegan2 import save_safetensors
 
         network = copy.deepcopy(self.G_ema).cpu()
-        with torch.no_grad():  # w_avg for truncation: the mean of w over fixed samples
-            z = torch.from_numpy(
-                np.random.default_rng([self.options.seed, 9]).standard_normal((10_000, self.options.z_dim))
-            )
-            network.mapping.w_avg.copy_(network.mapping(z.float()).mean(dim=0))
+        estimate_w_avg(network, seed=self.options.seed)  # w_avg for truncation: the mean of w over fixed samples
         return save_safetensors(network, path, card=card)
 
     @torch.no_grad()
     def sample_grid(self) -> np.ndarray:
-        from facesteer.generators.base import to_uint8_images
-        from facesteer.images import image_grid
 
         images = torch.cat([self.G_ema(self.grid_z[i : i + 16].to(self.device)).cpu() for i in range(0, 64, 16)])
         return image_grid(to_uint8_images(images), columns=8)
 
     def fid(self) -> float:
-        from facesteer.fid import dataset_statistics, fid_of_generator
 
         reference = dataset_statistics(self.options.data, self.options.resolution, progress=self.progress)
         z_rng = np.random.default_rng([self.options.seed, 11])
@@ -304,7 +328,6 @@ class Trainer:
 
         @torch.no_grad()
         def images(start: int, count: int) -> np.ndarray:
-            from facesteer.generators.base import to_uint8_images
 
             z = torch.from_numpy(z_all[start : start + count]).to(self.device)
             return to_uint8_images(self.G_ema(z).cpu())
@@ -312,7 +335,6 @@ class Trainer:
         return fid_of_generator(images, reference, self.options.fid_num, progress=False)
 
     def snapshot(self, stats: dict[str, float]) -> dict[str, Any]:
-        from facesteer.images import save_png
 
         kimg = self.images_seen / 1000
         save_png(self.out / "samples" / f"kimg{kimg:07.1f}.png", self.sample_grid())
@@ -376,9 +398,6 @@ def export_trained_generator(
     """
     import shutil
 
-    from facesteer.fid import dataset_statistics, fid_of_generator, reference_size
-    from facesteer.generators.stylegan2 import load_stylegan2_file
-
     run, out_dir = Path(run), Path(out_dir)
     source = run / "best.safetensors" if (run / "best.safetensors").is_file() else run / "generator.safetensors"
     if not source.is_file():
@@ -389,10 +408,7 @@ def export_trained_generator(
     reference = dataset_statistics(
         options["data"], generator.resolution, progress=progress, max_images=fid_reference_num
     )
-    score = fid_of_generator(
-        lambda start, count: generator.synthesize(generator.sample_z(count, 0, start)), reference, fid_num,
-        progress=progress,
-    )  # fmt: skip
+    score = generator_fid(generator, reference, fid_num, seed=0, progress=progress)
     best = min((r for r in log if "fid" in r), key=lambda r: r["fid"], default=log[-1])
     card = {
         "name": name,
