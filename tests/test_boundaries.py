@@ -184,6 +184,9 @@ def test_dimension_mismatch_and_bad_files_are_refused(tmp_path, generator):
         boundary.check_applies_to(generator, "z")
     with pytest.raises(FacesteerError, match="has no 'w' space"):
         Boundary(random_unit(100, 0).astype(np.float32), "age", space="w").check_applies_to(generator, "w")
+    other = Boundary(random_unit(100, 0).astype(np.float32), "age", generator="stylegan2-anime64")
+    with pytest.raises(FacesteerError, match="trained on stylegan2-anime64, not dcgan-digiface64"):
+        other.check_applies_to(generator, "z")
     with pytest.raises(FacesteerError, match="not found"):
         Boundary.load(tmp_path / "missing.npy")
     (tmp_path / "junk.npy").write_bytes(b"junk")

@@ -335,3 +335,31 @@ def test_old_protocols_still_refuse_other_globals(tmp_path, protocol):
     path.write_bytes(pickle.dumps({"f": eval}, protocol=protocol))
     with pytest.raises(FacesteerError, match=r"refusing to load .*__builtin__\.eval"):
         load_pickle(path)
+
+
+def _pickle_bytes(opcodes: bytes) -> bytes:
+    return b"\x80\x03" + opcodes + b"."
+
+
+def _opcodes(value: Any) -> bytes:
+    """The opcodes that build ``value`` (protocol 3: plain bytes, no frames), without PROTO and STOP."""
+    return pickle.dumps(value, protocol=3)[2:-1]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # Tensor.__setstate__ would call set_(storage, offset, size, stride): 1000 floats on a 4-float storage
+        _opcodes(torch.zeros(4)) + _opcodes((torch.zeros(4).storage(), 0, torch.Size([1000]), (1,))) + pickle.BUILD,
+        # _reconstruct(ndarray, (10**7, 10**7), b"b"): 91 TiB, a MemoryError traceback before
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nJ\x80\x96\x98\x00J\x80\x96\x98\x00\x86C\x01b\x87R",
+        # bytearray(2**62)
+        b"c__builtin__\nbytearray\n\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x40\x85R",
+    ],
+    ids=["tensor BUILD past its storage", "huge numpy shape", "huge bytearray"],
+)
+def test_tensor_build_and_huge_sizes_are_refused(tmp_path, case):
+    path = tmp_path / "forged.pkl"
+    path.write_bytes(_pickle_bytes(case))
+    with pytest.raises(FacesteerError, match=r"forged\.pkl"):
+        load_pickle(path)

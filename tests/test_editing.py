@@ -3,6 +3,7 @@ import pytest
 
 from facesteer.editing import interpolate, shift
 from facesteer.errors import FacesteerError
+from facesteer.evaluation.metrics import identity_kept
 
 
 def unit(dim, seed=0):
@@ -54,3 +55,32 @@ def test_bad_edits_are_refused():
         shift(np.zeros((2, 10)), np.zeros(10), 1.0)
     with pytest.raises(FacesteerError, match="steps"):
         interpolate(np.zeros((2, 10)), unit(10), steps=0)
+
+
+class CodesAsImages:
+    """A stand-in generator whose "images" are the codes themselves."""
+
+    def synthesize(self, codes: np.ndarray, space: str = "z") -> np.ndarray:
+        return np.asarray(codes, dtype=np.float64)
+
+
+class CodesAsEmbeddings:
+    """A stand-in identity embedder: the code padded to 128 entries; no face once the first entry passes 2.5."""
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        embedding = np.zeros((len(images), 128))
+        embedding[:, : images.shape[1]] = images
+        embedding[images[:, 0] > 2.5] = np.nan
+        return embedding
+
+
+def test_identity_kept_counts_distances_and_lost_faces():
+    """Moving by +-alpha along a unit direction moves the embedding by exactly alpha; a face pushed past 2.5 on
+    the first axis is lost, and a lost face counts as not kept."""
+    codes = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    along_first = {"first": np.array([[1.0, 0.0, 0.0]])}
+    result = identity_kept(CodesAsImages(), CodesAsEmbeddings(), codes, along_first, 1.5, (1.0, 2.0), progress=False)
+    at_1, at_2 = result["first"]
+    assert at_1 == {"alpha": 1.0, "kept": 1.0, "lost": 0.0, "mean_distance": 1.0, "faces": 4}
+    # at 2: codes 0 + 2 and 1 - 2 are found (distance 2, not kept), 1 + 2 = 3 > 2.5 is lost, 0 - 2 found
+    assert at_2["faces"] == 4 and at_2["kept"] == 0.0 and at_2["lost"] == 0.25 and at_2["mean_distance"] == 2.0

@@ -97,5 +97,19 @@ def test_dcgan_from_a_file_reloads_that_file_not_the_packaged_weights(tmp_path, 
     z = custom.sample_z(4, seed=0)
     np.testing.assert_array_equal(reloaded.synthesize(z), custom.synthesize(z))
     assert not np.array_equal(custom.synthesize(z), load_generator().synthesize(z))
-    if file_name == "mine.pt":
-        assert custom.name == "mine"
+    assert custom.name == ("mine" if file_name == "mine.pt" else "file:dcgan-digiface64.pt")
+
+
+def test_a_run_finds_its_generator_after_the_checkout_moves_and_refuses_changed_weights(tmp_path):
+    shipped = load_generator("stylegan2-utkface64").config()
+    moved = shipped | {"path": "/an/old/checkout/src/facesteer/weights/stylegan2-utkface64.safetensors"}
+    assert load_generator_for(moved).name == "stylegan2-utkface64"  # the same weights (sha256) in the registry
+
+    state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+    path = tmp_path / "mine.pt"
+    torch.save(state, path)
+    config = load_generator(str(path)).config()
+    state["netG_state_dict"]["main.0.weight"] *= 0.5  # the file is overwritten after the run was made
+    torch.save(state, path)
+    with pytest.raises(FacesteerError, match="no longer holds the weights"):
+        load_generator_for(config)

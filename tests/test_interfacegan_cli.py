@@ -71,7 +71,7 @@ def test_train_condition_correlate_edit_evaluate(run, small_run, tmp_path):
     assert set(kept) == {"plain", "conditioned"} and set(kept["plain"]) == set(report["attributes"])
     for rows in kept["plain"].values():
         assert [row["alpha"] for row in rows] == [1.0, 2.0, 3.0]
-        assert all(row["pairs"] <= 4 and (row["pairs"] == 0 or 0 <= row["kept"] <= 1) for row in rows)
+        assert all(row["faces"] <= 4 and (row["faces"] == 0 or 0 <= row["kept"] <= 1 - row["lost"]) for row in rows)
     assert "## 5. Identity kept" in (small_run / "report.md").read_text()
     assert (small_run / "figures" / "identity_kept.png").is_file()
     plain = np.array(report["edit_effects_standardized"]["plain"])

@@ -164,8 +164,9 @@ def test_rank_orders_samples_by_signed_distance(tiny_stylegan, run, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     for suffix in (".npy", ".json"):  # a Z boundary saved under the W name: ranked in z, as its sidecar says
-        (tmp_path / f"z{suffix}").write_bytes((tmp_path / "run" / "boundaries" / f"red{suffix}").read_bytes())
-    result = run("rank", str(tmp_path / "run"), "--boundary", str(tmp_path / "z.npy"), "--num", "3", "--json")
+        (tmp_path / f"red_w{suffix}").write_bytes((tmp_path / "run" / "boundaries" / f"red{suffix}").read_bytes())
+    result = run("rank", str(tmp_path / "run"), "--boundary", str(tmp_path / "red_w.npy"), "--num", "3", "--json")
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["space"] == "z"
     np.save(tmp_path / "short.npy", np.ones((1, 5), np.float32))
     one_line_error(run("rank", str(tmp_path / "run"), "--boundary", str(tmp_path / "short.npy")), "dimension 5")

@@ -208,13 +208,23 @@ def train_boundary(
 
 
 def read_npy(path: str | os.PathLike[str], what: str = "file") -> np.ndarray:
-    """Load a ``.npy`` array without unpickling; a clear error for a missing or unreadable file."""
+    """Load a ``.npy`` array without unpickling; a clear error for a missing or unreadable file, for a file that
+    is not a single ``.npy`` array (an ``.npz`` archive, say), and for a header promising more data than the file
+    holds (which would otherwise try to allocate it)."""
     path = Path(path)
     if not path.is_file():
         raise FacesteerError(f"{what} {path} not found")
     try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+            if dtype.hasobject or int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > path.stat().st_size:
+                raise ValueError(f"its header promises {shape} {dtype}, more than the file holds")
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, TypeError) as error:
         raise FacesteerError(f"{path} is not a readable .npy array: {error}") from None
 
 
@@ -272,6 +282,20 @@ def project_boundary(primal: np.ndarray, *conditions: np.ndarray) -> np.ndarray:
 
 #: the latent spaces whose codes a boundary trained in each space may move
 EDITABLE_SPACES: dict[str, tuple[str, ...]] = {"z": ("z",), "w": ("w", "wp"), "wp": ("wp",)}
+
+
+def _check_sidecar(sidecar: Any, path: Path) -> None:
+    """Refuse a sidecar whose fields have the wrong types, or an unknown space."""
+    if not isinstance(sidecar, dict):
+        raise FacesteerError(f"{path} is corrupt: a boundary sidecar is a JSON object")
+    expected = {"attribute": str, "space": str, "generator": (str, type(None)), "conditions": list, "dim": int}
+    for key, kind in expected.items():
+        if key in sidecar and not isinstance(sidecar[key], kind):
+            raise FacesteerError(f"{path} is corrupt: {key!r} is {type(sidecar[key]).__name__}")
+    if sidecar.get("space", "z") not in EDITABLE_SPACES:
+        raise FacesteerError(f"{path}: unknown space {sidecar['space']!r} (z, w or wp)")
+    if not all(isinstance(c, str) for c in sidecar.get("conditions", [])):
+        raise FacesteerError(f"{path} is corrupt: conditions must be attribute names")
 
 
 @dataclass
@@ -336,8 +360,9 @@ class Boundary:
         if sidecar_path.is_file():
             try:
                 sidecar = json.loads(sidecar_path.read_text())
-            except json.JSONDecodeError as error:
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise FacesteerError(f"{sidecar_path} is corrupt: {error}") from None
+            _check_sidecar(sidecar, sidecar_path)
             known = {"attribute", "space", "generator", "conditions", "dim"}
             return cls(
                 normal=normal,
@@ -359,6 +384,11 @@ class Boundary:
             FacesteerError: a condition of another space, or what :func:`project_boundary` refuses.
         """
         for condition in conditions:
+            if None not in (condition.generator, self.generator) and condition.generator != self.generator:
+                raise FacesteerError(
+                    f"condition {condition.attribute!r} was trained on {condition.generator}, "
+                    f"{self.attribute!r} on {self.generator}: both must come from one generator"
+                )
             if condition.space != self.space:
                 raise FacesteerError(
                     f"condition {condition.attribute!r} was trained in {condition.space!r} space, "
@@ -376,9 +406,15 @@ class Boundary:
         both shipped StyleGAN2s have z_dim = w_dim, so a W boundary has the size of a Z code.
 
         Raises:
-            FacesteerError: the generator has no such space, the boundary was trained in another space, or
-                its dimension does not fit.
+            FacesteerError: the boundary was trained on another generator (when its sidecar says which), the
+                generator has no such space, the boundary was trained in another space, or its dimension does
+                not fit.
         """
+        if self.generator is not None and self.generator != generator.name:
+            raise FacesteerError(
+                f"boundary {self.attribute!r} was trained on {self.generator}, not {generator.name}: a direction "
+                "means something only in the latent space it was trained in"
+            )
         if space not in generator.spaces:
             raise FacesteerError(f"{generator.name} has no {space!r} space (it has {', '.join(generator.spaces)})")
         if space not in EDITABLE_SPACES.get(self.space, (self.space,)):

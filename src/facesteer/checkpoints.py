@@ -233,7 +233,9 @@ def _numpy_reconstruct(subtype: Any, shape: Any, typecode: Any) -> np.ndarray:
     and data the following BUILD sets (see :func:`_check_array_state`)."""
     if subtype is not _numpy_ndarray:
         raise _Refused("numpy _reconstruct may only rebuild numpy.ndarray")
-    return _real_numpy_reconstruct(np.ndarray, shape, _plain_numeric_dtype(typecode))
+    if not isinstance(shape, tuple | list) or tuple(shape) != (0,):
+        raise _Refused(f"numpy _reconstruct with shape {reprlib.repr(shape)}: numpy pickles always give (0,)")
+    return _real_numpy_reconstruct(np.ndarray, (0,), _plain_numeric_dtype(typecode))
 
 
 def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
@@ -314,6 +316,10 @@ def _check_build(target: Any, state: Any) -> None:
     if isinstance(target, type) or callable(target) or id(target) in _GLOBAL_NAMES:
         what = _GLOBAL_NAMES.get(id(target)) or getattr(target, "__qualname__", type(target).__name__)
         raise _Refused(f"BUILD on {what} is not allowed (a pickle may set the state of the objects it creates only)")
+    if isinstance(target, torch.Tensor):
+        # torch pickles tensors through _rebuild_tensor_v2 and never BUILDs them; a BUILD would call
+        # Tensor.__setstate__ -> set_(storage, offset, size, stride), skipping the bounds check of the rebuild
+        raise _Refused("BUILD on a tensor is not allowed (torch rebuilds tensors through _rebuild_tensor_v2)")
     if isinstance(target, np.dtype) and not _is_numeric_dtype_state(state):
         raise _Refused(f"numpy dtype state {reprlib.repr(state)} is not allowed (only plain numeric dtypes)")
     if isinstance(target, np.ndarray):
@@ -386,5 +392,6 @@ def load_pickle(path: str | os.PathLike[str]) -> Any:
             struct.error,  # the pure-Python unpickler's short reads
             OverflowError,
             RuntimeError,  # torch: a tensor view past the end of its storage, and the like
+            MemoryError,  # a size no checkpoint has (a bytearray or storage of 2**62 bytes)
         ) as error:
             raise FacesteerError(f"cannot read pickle {path}: corrupt or truncated ({_first_line(error)})") from None

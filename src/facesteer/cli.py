@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -49,15 +48,14 @@ IdentityCodesOption = typer.Option(
 
 @contextlib.contextmanager
 def _identity_options(codes: int, workers: int) -> Iterator[Any]:
-    """The identity scorer and the calibrated 64-px threshold for ``evaluate`` (None when ``codes`` is 0)."""
-    from facesteer.attributes.identity import calibrated_threshold
+    """The identity scorer for ``evaluate`` (None when ``codes`` is 0)."""
     from facesteer.evaluation.interfacegan import IdentityOptions
 
     if codes == 0:
         yield None
         return
     with load_scorer("identity", workers=workers) as embedder:
-        yield IdentityOptions(embedder, codes, calibrated_threshold(64))
+        yield IdentityOptions(embedder, codes)
 
 
 def _print_json(content: Any) -> None:
@@ -368,13 +366,9 @@ def correlate(
 ) -> None:
     """Cosine similarity matrix of boundaries."""
     from facesteer.boundaries import Boundary
-    from facesteer.evaluation.metrics import cosine_matrix
+    from facesteer.evaluation.metrics import boundary_cosines
 
-    loaded = [Boundary.load(p) for p in boundaries]
-    dims = {b.dim for b in loaded}
-    if len(dims) > 1:
-        raise FacesteerError(f"boundaries have different dimensions: {sorted(dims)}")
-    matrix = cosine_matrix([b.normal for b in loaded])
+    matrix = boundary_cosines([Boundary.load(p) for p in boundaries])
     names = [p.stem for p in boundaries]
     if as_json:
         _print_json({"boundaries": names, "cosine": matrix.round(6).tolist()})
@@ -474,17 +468,12 @@ def fix(
 ) -> None:
     """Artifact correction: move faces along the quality boundary toward the realistic side (InterFaceGAN)."""
     from facesteer.boundaries import Boundary
-    from facesteer.editing import fix_codes
+    from facesteer.visualize import fix_grid
 
     model = load_generator(generator)
     direction = Boundary.load(boundary)
-    direction.check_applies_to(model, direction.space)
-    codes = model.map(model.sample_z(num, seed), direction.space)
-    fixed, moved = fix_codes(codes, direction.normal, alpha, below)
-    before, after = model.synthesize(codes, direction.space), model.synthesize(fixed, direction.space)
-    columns = columns or num
-    rows = [image_grid(part, columns) for part in (before, after)]
-    save_png(out, np.concatenate([rows[0], np.full((6, rows[0].shape[1], 3), 255, np.uint8), rows[1]]))
+    picture, moved = fix_grid(model, direction, alpha, below, num, seed, columns)
+    save_png(out, picture)
     console.print(f"wrote {out}: {int(moved.sum())} of {num} faces moved by {alpha:+g} along {direction.attribute}")
 
 
@@ -511,7 +500,7 @@ def evaluate_fix(
     model = load_generator(generator)
     direction = Boundary.load(boundary)
     reference = dataset_statistics(data, model.resolution, progress=not as_json, max_images=reference_num)
-    threshold = calibrated_threshold(64)
+    threshold = calibrated_threshold(model.resolution, fallback=True)
     with (
         load_scorer(DEFAULT_SCORER, models, workers) as teachers,
         QualityScorer(model.name) as quality,
@@ -531,9 +520,10 @@ def evaluate_fix(
     console.print(
         _table(
             f"Artifact correction on {model.name}: {num:,} held-out faces (seed {seed}) along {direction.attribute}",
-            ["alpha", "FID", "faces found", "mean quality", f"identity kept (< {threshold:.3f})", "mean distance"],
+            ["alpha", "FID", "faces found", "mean quality", f"identity kept (< {threshold:.3f})", "face lost",
+             "mean distance"],
             [[f"{r['alpha']:g}", fmt(r, "fid", ".2f"), fmt(r, "faces_found"), fmt(r, "quality", "+.2f"),
-              fmt(r, "identity_kept"), fmt(r, "identity_distance")] for r in rows],
+              fmt(r, "identity_kept"), fmt(r, "identity_lost"), fmt(r, "identity_mean_distance")] for r in rows],
         )
     )  # fmt: skip
 
@@ -745,11 +735,11 @@ def train_quality_command(
     ),
 ) -> None:
     """Train the realism classifier behind the `quality` score: the generator's training photos vs its samples."""
-    from facesteer.attributes.quality import quality_weights
+    from facesteer.attributes.quality import default_quality_out
     from facesteer.training.quality import train_quality
 
     model = load_generator(generator)
-    out = out or quality_weights(model.name)
+    out = out or default_quality_out(model.name)
     card = train_quality(model, data, out, epochs=epochs, seed=seed)
     console.print(
         f"wrote {out} and its card; held out: accuracy {card['held_out_accuracy']:.3f}, "

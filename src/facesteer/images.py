@@ -57,7 +57,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise FacesteerError(f"{path} is not a readable image: {error}") from None
 
 

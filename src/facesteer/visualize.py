@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from facesteer.editing import Layers, interpolate
+from facesteer.boundaries import Boundary
+from facesteer.editing import Layers, fix_codes, interpolate
 from facesteer.files import atomic_path
 from facesteer.generators.base import Generator
-from facesteer.images import save_png
+from facesteer.images import image_grid, save_png
 
 ORIGINAL_FRAME = (220, 30, 30)
 
@@ -173,3 +174,27 @@ def labelled_strip(images: np.ndarray, labels: Sequence[str], padding: int = 2, 
         row[padding : padding + height, padding + index * cell : padding + index * cell + width] = image
     centres = [(padding + index * cell + width // 2, label) for index, label in enumerate(labels)]
     return np.concatenate([row, _label_strip(row.shape[1], centres)])
+
+
+def fix_grid(
+    generator: Generator,
+    boundary: Boundary,
+    alpha: float,
+    below: float | None = None,
+    num: int = 8,
+    seed: int = 0,
+    columns: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Artifact correction, pictured: ``num`` faces of ``seed`` (top) and the same faces moved by ``alpha``
+    along the quality ``boundary`` (below; :func:`facesteer.editing.fix_codes`, only those under ``below``
+    when given).
+
+    Returns:
+        (uint8 picture (H, W, 3), moved (num,) bool).
+    """
+    boundary.check_applies_to(generator, boundary.space)
+    codes = generator.map(generator.sample_z(num, seed), boundary.space)
+    fixed, moved = fix_codes(codes, boundary.normal, alpha, below)
+    rows = [image_grid(generator.synthesize(c, boundary.space), columns or num) for c in (codes, fixed)]
+    gap = np.full((6, rows[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([rows[0], gap, rows[1]]), moved

@@ -155,14 +155,17 @@ def identity_distance(
 CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "weights" / "identity-calibration.json"
 
 
-def calibrated_threshold(size: int | None = 64) -> float:
+def calibrated_threshold(size: int | None = 64, fallback: bool = False) -> float:
     """The shipped same-identity threshold for faces of ``size`` px (None: photos at their own size).
 
     It is the distance under which 95 % of same-identity pairs of held-out CelebA photos fall
-    (``facesteer check-identity``); two faces closer than this are taken as the same person.
+    (``facesteer check-identity``); two faces closer than this are taken as the same person. With
+    ``fallback``, a size without its own calibration gets the one at the photos' own size (178x218).
     """
     calibration = json.loads(CALIBRATION_FILE.read_text())
-    for entry in calibration["calibrations"]:
-        if entry["size"] == size:
-            return float(entry["threshold"])
+    by_size = {entry["size"]: float(entry["threshold"]) for entry in calibration["calibrations"]}
+    if size in by_size:
+        return by_size[size]
+    if fallback and None in by_size:
+        return by_size[None]
     raise FacesteerError(f"no identity calibration at size {size} in {CALIBRATION_FILE}")

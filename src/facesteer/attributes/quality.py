@@ -25,6 +25,7 @@ from torch import nn
 
 from facesteer.attributes.base import check_images
 from facesteer.errors import FacesteerError
+from facesteer.generators import GENERATORS
 from facesteer.generators.ops import uint8_to_unit
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -70,6 +71,14 @@ def quality_weights(generator: str) -> Path:
     return WEIGHTS_DIR / f"quality-{generator}.safetensors"
 
 
+def default_quality_out(generator: str) -> Path:
+    """Where ``train-quality`` writes by default: the package's weights for a registered generator (so the
+    ``quality`` scorer finds them); a generator loaded from a file needs an explicit ``--out``."""
+    if generator not in GENERATORS:
+        raise FacesteerError(f"{generator} is not a registered generator: give --out FILE.safetensors")
+    return quality_weights(generator)
+
+
 class QualityScorer:
     """The ``quality`` scorer: one column, the realism logit of each face.
 
@@ -105,6 +114,8 @@ class QualityScorer:
             state = load_file(str(path))
         except Exception as error:  # safetensors raises its own error types for corrupt files
             raise FacesteerError(f"{path} is not a readable safetensors file: {error}") from None
+        if not isinstance(self.card, dict) or not isinstance(self.card.get("generator", ""), str):
+            raise FacesteerError(f"{path} has a corrupt model card in its metadata")
         self.network = RealismNet()
         try:
             self.network.load_state_dict({k: v.float() for k, v in state.items()})

@@ -7,7 +7,7 @@ boundary, alpha = 0 (the originals), 1, 2, 3, this measures:
 - the share of faces the teachers find (MediaPipe);
 - the mean quality score (the realism logit) of the moved faces;
 - identity: the share of moved faces whose dlib embedding stays within the calibrated same-person distance of
-  the original's, and the mean distance, over the pairs where both faces are found.
+  the original's (a face the move loses counts as not kept), the share lost, and the mean distance.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from facesteer.attributes.base import AttributeScorer
 from facesteer.boundaries import Boundary
 from facesteer.editing import shift
+from facesteer.evaluation.metrics import identity_summary
 from facesteer.fid import feature_statistics, frechet_distance
 from facesteer.generators.base import Generator
 
@@ -40,7 +41,9 @@ def fix_effects(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per alpha: ``alpha``, ``fid``, ``faces_found`` (share), ``quality`` (mean logit), and, for
-    alpha > 0, ``identity_kept`` (share under ``threshold``), ``identity_distance`` (mean), ``identity_pairs``.
+    alpha != 0, :func:`identity_summary` of the first ``identity_num`` faces against the unmoved ones, its keys
+    prefixed ``identity_`` (``identity_kept``: share within ``threshold``, a lost face counting as not kept;
+    ``identity_lost``, ``identity_mean_distance``, ``identity_faces``).
 
     Args:
         boundary: the quality boundary, applied in its own space.
@@ -50,7 +53,8 @@ def fix_effects(
     space = boundary.space
     boundary.check_applies_to(generator, space)
     codes = generator.map(generator.sample_z(num, seed, start), space)
-    rows, original_embeddings = [], None
+    originals = identity.score(generator.synthesize(codes[:identity_num], space))
+    rows = []
     for alpha in alphas:
         images = generator.synthesize(shift(codes, boundary.normal, alpha), space)
         batches = (images[lo : lo + 64] for lo in range(0, num, 64))
@@ -61,16 +65,8 @@ def fix_effects(
             "faces_found": float(np.mean(~np.isnan(teachers.score(images)[:, 0]))),
             "quality": float(np.mean(quality.score(images))),
         }
-        embeddings = identity.score(images[:identity_num]).astype(np.float64)
-        if original_embeddings is None:
-            original_embeddings = embeddings
-        else:
-            distances = np.linalg.norm(embeddings - original_embeddings, axis=1)
-            found = distances[~np.isnan(distances)]
-            row |= {
-                "identity_kept": float(np.mean(found < threshold)) if len(found) else float("nan"),
-                "identity_distance": float(found.mean()) if len(found) else float("nan"),
-                "identity_pairs": len(found),
-            }
+        if alpha != 0:
+            kept = identity_summary(originals, identity.score(images[:identity_num]), threshold)
+            row |= {f"identity_{key}": value for key, value in kept.items()}
         rows.append(row)
     return rows

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facesteer.attributes.base import AttributeScorer
+from facesteer.attributes.identity import calibrated_threshold
 from facesteer.attributes.predictor import check_scorer_fits
 from facesteer.boundaries import Boundary, project_boundary
 from facesteer.errors import FacesteerError
@@ -22,6 +23,7 @@ from facesteer.evaluation.metrics import (
     score_correlation,
 )
 from facesteer.evaluation.report import report_markdown
+from facesteer.files import atomic_path
 from facesteer.generators import Generator, load_generator_for
 from facesteer.latents import LatentDataset
 from facesteer.training.run_boundaries import boundary_path, train_run_boundary
@@ -35,12 +37,13 @@ class IdentityOptions:
     Attributes:
         embedder: the ``identity`` scorer (dlib embeddings).
         codes: held-out faces moved along each boundary (the first of the edit-effect codes).
-        threshold: same-person distance (:func:`facesteer.attributes.identity.calibrated_threshold`).
+        threshold: same-person distance; None: the calibrated one for the generator's resolution
+            (:func:`facesteer.attributes.identity.calibrated_threshold`).
     """
 
     embedder: AttributeScorer
     codes: int = 100
-    threshold: float = 0.66
+    threshold: float | None = None
 
 
 def _evaluate_space(
@@ -167,6 +170,8 @@ def evaluate_run(
     unknown = [s for s in spaces if s not in dataset.spaces or s == "wp"]
     if unknown:
         raise FacesteerError(f"cannot evaluate space(s) {unknown}: {run} stores {dataset.spaces} (wp is not supported)")
+    if identity is not None and identity.threshold is None:
+        identity = replace(identity, threshold=calibrated_threshold(generator.resolution, fallback=True))
     held_out = generator.sample_z(edit_codes, dataset.manifest["seed"], start=dataset.num)
     grid_z = generator.sample_z(grid_faces, dataset.manifest["seed"], start=dataset.num)
     by_space = {
@@ -196,5 +201,6 @@ def evaluate_run(
         "by_space": by_space,
         "warnings": [scorer_warning] if scorer_warning else [],
     }
-    (root / "report.md").write_text(report_markdown(result))
+    with atomic_path(root / "report.md") as temporary:
+        temporary.write_text(report_markdown(result))
     return result

@@ -8,8 +8,10 @@ import numpy as np
 from tqdm import tqdm
 
 from facesteer.attributes.base import AttributeScorer
-from facesteer.boundaries import as_unit_row
+from facesteer.attributes.identity import embedding_distance
+from facesteer.boundaries import Boundary, as_unit_row
 from facesteer.editing import shift
+from facesteer.errors import FacesteerError
 from facesteer.generators import Generator
 
 
@@ -17,6 +19,23 @@ def cosine_matrix(normals: Sequence[np.ndarray]) -> np.ndarray:
     """(k, k) cosines between directions, each (1, d) or (d,)."""
     stacked = np.concatenate([as_unit_row(n) for n in normals])
     return stacked @ stacked.T
+
+
+def boundary_cosines(boundaries: Sequence[Boundary]) -> np.ndarray:
+    """(k, k) cosines between boundaries of one latent space of one generator.
+
+    Raises:
+        FacesteerError: the boundaries differ in dimension, in space, or in the generator they were trained on
+            (unknown generators, as in InterFaceGAN's published files, are not compared).
+    """
+    for what, values in (
+        ("dimensions", {b.dim for b in boundaries}),
+        ("spaces", {b.space for b in boundaries}),
+        ("generators", {b.generator for b in boundaries} - {None}),
+    ):
+        if len(values) > 1:
+            raise FacesteerError(f"boundaries have different {what}: {sorted(map(str, values))}")
+    return cosine_matrix([b.normal for b in boundaries])
 
 
 def score_correlation(scores: np.ndarray) -> np.ndarray:
@@ -97,6 +116,30 @@ def auroc(labels: np.ndarray, values: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def identity_summary(original: np.ndarray, edited: np.ndarray, threshold: float) -> dict[str, float]:
+    """Did the edited faces keep their identity? Over the faces whose original has a face found:
+
+    - ``kept``: share whose edited face is found and within ``threshold`` of the original (a face lost by the
+      edit counts as not kept);
+    - ``lost``: share whose edited face is not found at all;
+    - ``mean_distance``: mean embedding distance over the pairs found in both;
+    - ``faces``: how many originals had a face found.
+
+    Args:
+        original, edited: (N, 128) identity embeddings, NaN rows where no face was found.
+    """
+    have_original = ~np.isnan(original[:, 0])
+    lost = have_original & np.isnan(edited[:, 0])
+    distances = embedding_distance(original, edited)[have_original & ~lost]
+    faces = int(have_original.sum())
+    return {
+        "kept": float(np.sum(distances < threshold) / faces) if faces else float("nan"),
+        "lost": float(lost.sum() / faces) if faces else float("nan"),
+        "mean_distance": float(distances.mean()) if len(distances) else float("nan"),
+        "faces": faces,
+    }
+
+
 def identity_kept(
     generator: Generator,
     embedder: AttributeScorer,
@@ -107,10 +150,10 @@ def identity_kept(
     space: str = "z",
     progress: bool = True,
 ) -> dict[str, list[dict[str, float]]]:
-    """Does an edit keep the person? Identity distance of each edited face to its original.
+    """Does an edit keep the person? Identity of each edited face against its original.
 
     Each code moves to z + a*n and z - a*n for every a in ``alphas``; both faces are compared with the
-    original by the distance of their identity embeddings (``embedder``: the ``identity`` scorer).
+    original (:func:`identity_summary` over the 2 M edits, with ``embedder``: the ``identity`` scorer).
 
     Args:
         codes: (M, d) held-out codes.
@@ -118,31 +161,20 @@ def identity_kept(
         threshold: distance under which two faces count as the same person (the calibrated one).
 
     Returns:
-        name -> one entry per alpha: ``alpha``, ``kept`` (share of the pairs with a face found in both whose
-        distance is under ``threshold``), ``mean_distance`` over those pairs, ``pairs`` (their count, out of
-        2 M edits).
+        name -> one :func:`identity_summary` per alpha, with ``alpha`` added.
     """
     original = embedder.score(generator.synthesize(codes, space))
+    both_signs = np.concatenate([original, original])
     bar = tqdm(total=len(directions) * 2 * len(alphas) * len(codes), desc="identity", unit="img", disable=not progress)
     result = {}
     for name, direction in directions.items():
         rows = []
         for alpha in alphas:
-            distances = []
+            edited = []
             for sign in (1.0, -1.0):
-                edited = embedder.score(generator.synthesize(shift(codes, direction, sign * alpha), space))
-                distances.append(np.linalg.norm(edited.astype(np.float64) - original, axis=1))
+                edited.append(embedder.score(generator.synthesize(shift(codes, direction, sign * alpha), space)))
                 bar.update(len(codes))
-            distances = np.concatenate(distances)
-            found = distances[~np.isnan(distances)]
-            rows.append(
-                {
-                    "alpha": float(alpha),
-                    "kept": float(np.mean(found < threshold)) if len(found) else float("nan"),
-                    "mean_distance": float(found.mean()) if len(found) else float("nan"),
-                    "pairs": len(found),
-                }
-            )
+            rows.append({"alpha": float(alpha), **identity_summary(both_signs, np.concatenate(edited), threshold)})
         result[name] = rows
     bar.close()
     return result

@@ -80,11 +80,19 @@ def celeba_identities(folder: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     table = folder / "identities.csv"
     if not table.is_file():
         raise FacesteerError(f"{table} not found: an identity folder needs identities.csv (file, celeba_identity)")
-    with table.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with table.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise FacesteerError(f"{table} is not a readable CSV file: {error}") from None
     if not rows or not {"file", "celeba_identity"} <= set(rows[0]):
         raise FacesteerError(f"{table} must have the columns file and celeba_identity")
-    photos = [(folder / row["file"], row["celeba_identity"]) for row in rows]
+    photos = []
+    for number, row in enumerate(rows, start=2):
+        name, identity = row.get("file"), row.get("celeba_identity")
+        if not name or not identity or Path(name).name != name:  # a bare file name inside the folder
+            raise FacesteerError(f"{table}, line {number}: needs a file name (no folders) and an identity")
+        photos.append((folder / name, identity))
     missing = [path.name for path, _ in photos if not path.is_file()]
     if missing:
         raise FacesteerError(f"{table} lists {len(missing)} photos that are not in {folder} (first: {missing[0]})")

@@ -88,9 +88,11 @@ def _identity_section(result: dict[str, Any]) -> str:
     for space in result.get("spaces", ["z"]):
         kept = result["by_space"][space]["identity_kept"]
         alphas = [row["alpha"] for row in next(iter(kept["plain"].values()))]
-        header = ["boundary", "kind", *(f"kept at {a:g}" for a in alphas), *(f"mean distance at {a:g}" for a in alphas)]
+        header = ["boundary", "kind", *(f"kept at {a:g}" for a in alphas), *(f"lost at {a:g}" for a in alphas),
+                  *(f"mean distance at {a:g}" for a in alphas)]  # fmt: skip
         rows = [
             [name, kind, *(f"{row['kept']:.3f}" for row in by_name[name]),
+             *(f"{row['lost']:.3f}" for row in by_name[name]),
              *(f"{row['mean_distance']:.3f}" for row in by_name[name])]
             for name in kept["plain"]
             for kind, by_name in kept.items()
@@ -106,9 +108,9 @@ def _identity_section(result: dict[str, Any]) -> str:
 
 {codes} held-out faces moved by +alpha and -alpha along each boundary; an edited face keeps its identity when
 the distance of its dlib face embedding to the original's is under {threshold:.3f} (the calibrated threshold
-that keeps 95 % of same-person pairs of held-out 64-px photos, `facesteer check-identity`). Shares are over the
-pairs with a face found in both pictures. InterFaceGAN's claim: conditioned edits keep identity at least as
-well as plain ones.
+that keeps 95 % of same-person pairs of held-out photos at the generator's size, `facesteer check-identity`).
+Shares are over the faces whose original has a face found; an edit that loses the face counts as not kept.
+InterFaceGAN's claim: conditioned edits keep identity at least as well as plain ones.
 
 {"".join(parts)}
 """
@@ -144,6 +146,7 @@ def report_markdown(result: dict[str, Any]) -> str:
 
 Generator `{result["generator"]}`, {result["samples"]} samples labelled by `{result["labelled_by"]}`; edit
 effects measured by `{result["scorer"]}`.
+{"".join(f"{chr(10)}**Warning:** {w}{chr(10)}" for w in result.get("warnings", []))}
 
 ## 1. Boundary accuracy (InterFaceGAN Table 1)
 

@@ -70,37 +70,61 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
     )
 
 
+def _weights_identity(config: dict) -> tuple:
+    """What says which weights a generator holds: ``source`` (file name, layout and sha256) for checkpoint-based
+    generators, ``weights`` for the DCGAN (the package pin, or a file's sha256)."""
+    return config.get("source"), config.get("weights")
+
+
 def load_generator_for(config: dict) -> Generator:
-    """The generator a dataset manifest names (``Generator.config()``): by registry name, else by the checkpoint
-    path recorded there, with the recorded truncation."""
+    """The generator a dataset manifest names (``Generator.config()``), with the recorded truncation.
+
+    The registered generator of that name when it holds the same weights (the recorded sha256 matches, wherever
+    the package now lives); else the checkpoint at the recorded path, if it still holds those weights.
+
+    Raises:
+        FacesteerError: neither holds the weights the run was made with (missing, or changed since).
+    """
     name, path = config.get("name"), config.get("path")
     generator = load_generator(name) if name in GENERATORS else None
-    if generator is None or (path and generator.config().get("path") != path):  # a file, whatever its name
+    if generator is None or _weights_identity(generator.config()) != _weights_identity(config):
         if not (path and Path(path).is_file()):
-            raise FacesteerError(f"generator {name!r} of this run is not registered, nor at its recorded path {path}")
+            raise FacesteerError(f"the generator of this run ({name!r}, file {path}) is not found")
         generator = load_generator(path)
+        if _weights_identity(generator.config()) != _weights_identity(config):
+            raise FacesteerError(
+                f"{path} no longer holds the weights this run was made with ({_weights_identity(config)[0] or ''}"
+                f"{_weights_identity(config)[1] or ''}); it was changed since"
+            )
     if config.get("truncation_psi", 1.0) != 1.0:
         generator.set_truncation(config["truncation_psi"], config.get("truncation_cutoff"))
     return generator
+
+
+def file_generator_name(path: Path) -> str:
+    """The name of a generator loaded from a file: its stem, or ``file:NAME`` when the stem is a registered
+    name (a file called ``dcgan-digiface64.pt`` must not pass for the registered generator: boundaries, quality
+    models and predictors are matched to generators by name)."""
+    return f"file:{path.name}" if path.stem in GENERATORS else path.stem
 
 
 def load_generator_file(path: Path) -> Generator:
     """A generator from a checkpoint file (see :func:`load_generator`)."""
 
     if path.suffix.lower() in (".safetensors", ".pkl"):
-        return load_stylegan2_file(path)
+        return load_stylegan2_file(path, name=file_generator_name(path))
     checkpoint = load_torch_file(path)
     if isinstance(checkpoint, dict) and "netG_state_dict" in checkpoint:
-        return DCGANFaceGenerator(weights=path)
+        return DCGANFaceGenerator(weights=path, name=file_generator_name(path))
     if isinstance(checkpoint, dict) and "layer0.conv.weight" in checkpoint and "output0.conv.weight" in checkpoint:
         network, source = PGGANNetwork(checkpoint, str(path)), describe_checkpoint(path, "interfacegan-pggan-pth")
-        return PGGANGenerator(network, path.stem, source=source, path=path)
+        return PGGANGenerator(network, file_generator_name(path), source=source, path=path)
     if isinstance(checkpoint, dict) and "synthesis.layer0.first_layer" in checkpoint:
         network, source = StyleGANNetwork(checkpoint, str(path)), describe_checkpoint(path, "interfacegan-stylegan-pth")
-        return StyleGANGenerator(network, path.stem, source=source, path=path)
+        return StyleGANGenerator(network, file_generator_name(path), source=source, path=path)
     if isinstance(checkpoint, dict) and "g_ema" in checkpoint:
         network, source = from_rosinality(checkpoint, str(path)), describe_checkpoint(path, "rosinality-pt")
-        return StyleGAN2Generator(network, path.stem, source=source, path=path)
+        return StyleGAN2Generator(network, file_generator_name(path), source=source, path=path)
     keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
     raise FacesteerError(
         f"{path}: unrecognised checkpoint (expected 'netG_state_dict' (DCGAN), 'g_ema' (rosinality StyleGAN2) or "

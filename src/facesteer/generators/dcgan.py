@@ -139,7 +139,7 @@ class DCGANFaceGenerator(Generator):
     resolution = 64
     spaces = ("z",)
 
-    def __init__(self, weights: str | Path | None = None) -> None:
+    def __init__(self, weights: str | Path | None = None, name: str | None = None) -> None:
         """Args:
         weights: a ``netG_state_dict`` checkpoint file; default: the packaged weights. A generator loaded
             from a file is named after it and records its path and sha256, so a run made with it reloads
@@ -148,14 +148,14 @@ class DCGANFaceGenerator(Generator):
         self.weights_path = Path(weights) if weights is not None else packaged_weights_path()
         self.path = str(self.weights_path.resolve()) if weights is not None else None
         if weights is not None:
-            self.name = self.weights_path.stem
+            self.name = name or self.weights_path.stem
         try:
             checkpoint = torch.load(self.weights_path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises several types for unreadable or unsafe files
             raise FacesteerError(f"cannot read DCGAN weights {self.weights_path}: {error}") from error
         state = checkpoint.get("netG_state_dict") if isinstance(checkpoint, dict) else None
-        if state is None:
-            raise FacesteerError(f"{self.weights_path} has no 'netG_state_dict' entry")
+        if not isinstance(state, dict):
+            raise FacesteerError(f"{self.weights_path} has no 'netG_state_dict' dict of tensors")
         self.network = DCGANNetwork(self.z_dim)
         try:
             self.network.load_state_dict(state)

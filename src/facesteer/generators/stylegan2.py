@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from facesteer.checkpoints import PickledModule, describe_checkpoint, load_pickle
@@ -79,10 +80,13 @@ def _build(config: StyleGAN2Config, state: dict[str, torch.Tensor], what: str) -
     return network
 
 
-def estimate_w_avg(network: StyleGAN2Network, seed: int = 0) -> None:
-    """Set ``mapping.w_avg`` (the centre of truncation) to the mean of w over W_AVG_SAMPLES codes of ``seed``."""
+def estimate_w_avg(network: StyleGAN2Network, z: np.ndarray | None = None) -> None:
+    """Set ``mapping.w_avg`` (the centre of truncation) to the mean of w over the codes ``z`` (N, z_dim);
+    default: W_AVG_SAMPLES rows of seed 0."""
+    if z is None:
+        z = gaussian_rows(W_AVG_SAMPLES, network.config.z_dim, seed=0)
     with torch.no_grad():
-        z = torch.from_numpy(gaussian_rows(W_AVG_SAMPLES, network.config.z_dim, seed=seed))
+        z = torch.from_numpy(np.asarray(z, dtype=np.float32))
         network.mapping.w_avg.copy_(network.mapping(z).mean(dim=0))
 
 

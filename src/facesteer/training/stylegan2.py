@@ -311,7 +311,10 @@ class Trainer:
     def export_generator(self, path: Path, card: dict[str, Any] | None = None) -> Path:
 
         network = copy.deepcopy(self.G_ema).cpu()
-        estimate_w_avg(network, seed=self.options.seed)  # w_avg for truncation: the mean of w over fixed samples
+        # w_avg for truncation: the mean of w over 10,000 fixed codes (the stream the shipped exports used)
+        estimate_w_avg(
+            network, np.random.default_rng([self.options.seed, 9]).standard_normal((10_000, self.options.z_dim))
+        )
         return save_safetensors(network, path, card=card)
 
     @torch.no_grad()
@@ -426,9 +429,11 @@ def export_trained_generator(
         "parameters": sum(p.numel() for p in generator.network.parameters()),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, out_dir / f"{name}.safetensors")
+    with atomic_path(out_dir / f"{name}.safetensors") as temporary:
+        shutil.copyfile(source, temporary)
     write_json(out_dir / f"{name}.json", card)
-    (out_dir / f"{name}.md").write_text(generator_card_markdown(card))
+    with atomic_path(out_dir / f"{name}.md") as temporary:
+        temporary.write_text(generator_card_markdown(card))
     return card
 
 
