@@ -6,7 +6,7 @@ import torch
 
 from facesteer.attributes.predictor import AttributeNet, PredictorScorer, decode_outputs
 from facesteer.errors import FacesteerError
-from facesteer.evaluation.metrics import auroc
+from facesteer.stats import auroc
 from facesteer.training.distill import AGREEMENT_GOALS, agreement, distillation_loss, save_predictor
 
 

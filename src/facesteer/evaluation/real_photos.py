@@ -15,9 +15,9 @@ from facesteer.attributes.base import AttributeScorer
 from facesteer.attributes.identity import IdentityEmbedder
 from facesteer.datasets import utkface_faces
 from facesteer.errors import FacesteerError
-from facesteer.evaluation.metrics import auroc
 from facesteer.files import write_json
 from facesteer.images import load_image
+from facesteer.stats import auroc
 
 
 def check_scorer_on_utkface(

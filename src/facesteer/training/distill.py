@@ -37,10 +37,10 @@ from facesteer.attributes.predictor import (
     images_to_tensor,
 )
 from facesteer.errors import FacesteerError
-from facesteer.evaluation.metrics import auroc
 from facesteer.files import atomic_path, write_json
 from facesteer.generators import load_generator_for
 from facesteer.latents import LatentDataset
+from facesteer.stats import auroc
 
 
 def load_teacher_runs(runs: list[str | os.PathLike[str]], progress: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -24,9 +24,9 @@ from tqdm import tqdm
 from facesteer.attributes.quality import RealismNet, images_to_input
 from facesteer.datasets import evenly_spaced, list_images, load_images
 from facesteer.errors import FacesteerError
-from facesteer.evaluation.metrics import auroc
 from facesteer.files import atomic_path, write_json
 from facesteer.generators.base import Generator
+from facesteer.stats import auroc
 
 HELD_OUT = 0.1
 
