@@ -54,6 +54,10 @@ ATTRIBUTES: dict[str, Attribute] = {
 }
 
 
+#: the column order of the teachers' and the predictor's scores (scores.npy of runs they label)
+FACE_ATTRIBUTES: tuple[str, ...] = tuple(ATTRIBUTES)
+
+
 @runtime_checkable
 class AttributeScorer(Protocol):
     """Anything that scores face images.

@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from facesteer.attributes.base import check_images
+from facesteer.attributes.base import FACE_ATTRIBUTES, check_images
 from facesteer.errors import FacesteerError
 from facesteer.generators import GENERATORS, WEIGHTS_DIR
 from facesteer.generators.base import Generator
 from facesteer.generators.ops import uint8_to_unit
 
-ATTRIBUTES = ("pose", "smile", "age", "gender", "eyeglasses")
+ATTRIBUTES = FACE_ATTRIBUTES
 OUTPUTS = (*ATTRIBUTES, "face")
 #: regression targets are standardised with these (mean, std) before the loss: pose in degrees, age in years
 TARGET_SCALE = {"pose": (0.0, 15.0), "age": (35.0, 12.0)}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from facesteer.attributes.base import check_images
+from facesteer.attributes.base import FACE_ATTRIBUTES, check_images
 from facesteer.images import DETECTION_SIZE, upscale_for_detection
 from facesteer.modelfiles import models_dir, require_model_file
 
@@ -79,7 +79,7 @@ class TeacherScorer:
     """
 
     name = "teachers"
-    attributes = ("pose", "smile", "age", "gender", "eyeglasses")
+    attributes = FACE_ATTRIBUTES
 
     def __init__(self, models: str | os.PathLike[str] | None = None) -> None:
         landmarker_path = require_model_file("face_landmarker.task", models)
