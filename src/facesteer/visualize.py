@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -16,6 +17,18 @@ from facesteer.generators.base import Generator
 from facesteer.images import image_grid, save_png
 
 ORIGINAL_FRAME = (220, 30, 30)
+
+
+def _save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
+    """Lay out a matplotlib figure, write it to ``path`` as PNG atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    return path
 
 
 def _label_strip(width: int, cells: Sequence[tuple[int, str]], height: int = 14) -> np.ndarray:
@@ -109,12 +122,7 @@ def save_heatmap(
         axes.text(j, i, text, ha="center", va="center", fontsize=9, color=color)
     axes.set_title(title, fontsize=10)
     figure.colorbar(image, ax=axes, shrink=0.8)
-    figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
 
 
 def save_edit_grid(path: str | os.PathLike[str], *args, **kwargs) -> Path:
@@ -151,12 +159,7 @@ def save_identity_plot(
     axes.grid(alpha=0.3)
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
 
 
 def labelled_strip(images: np.ndarray, labels: Sequence[str], padding: int = 2, scale: int = 1) -> np.ndarray:
