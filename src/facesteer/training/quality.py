@@ -122,7 +122,7 @@ def train_quality(
         "seconds": round(time.perf_counter() - started, 1),
         "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
         "command": f"facesteer train-quality --generator {generator.name} --data {data} --epochs {epochs} "
-        f"--seed {seed} --out {out}",
+        f"--seed {seed} --out {os.path.relpath(out)}",
     }
     state = {k: v.detach().to(torch.float16 if v.dtype.is_floating_point else v.dtype).contiguous()
              for k, v in network.state_dict().items()}  # fmt: skip
