@@ -1,13 +1,12 @@
 """facesteer: semantic face editing in the latent space of GANs.
 
-The Python API the CLI, web app and bot are built on::
+The Python API the CLI, web app and bot are built on (``load_generator``, ``load_scorer``,
+``sample_dataset``, ``LatentDataset`` are importable from here)::
 
-    from facesteer import load_generator, load_scorer, sample_dataset, LatentDataset
-
-    generator = load_generator("dcgan-digiface64")
-    images = generator.synthesize(generator.sample_z(16, seed=0))      # (16, 64, 64, 3) uint8
-    with load_scorer("teachers") as scorer:
-        scores = scorer.score(images)                                  # (16, 5) float32, NaN = no face
+>>> generator = load_generator("dcgan-digiface64")
+>>> images = generator.synthesize(generator.sample_z(16, seed=0))   # (16, 64, 64, 3) uint8
+>>> with load_scorer("teachers") as scorer:
+...     scores = scorer.score(images)                               # (16, 5) float32, NaN = no face
 """
 
 from facesteer.attributes import ATTRIBUTES, AttributeScorer, load_scorer
