@@ -16,8 +16,8 @@ from facesteer.attributes.identity import (
     identity_distance,
 )
 from facesteer.errors import FacesteerError
-from facesteer.evaluation.real_photos import calibrate_identity, celeba_identities, downscale
-from facesteer.images import load_image
+from facesteer.evaluation.real_photos import calibrate_identity, celeba_identities
+from facesteer.images import load_image, resize_shorter_side
 
 from .conftest import SHARED, one_line_error
 
@@ -58,7 +58,7 @@ def test_same_person_is_closer_than_other_people(embedder, people):
 
 @requires_celeba
 def test_downscaled_faces_are_still_found_and_no_face_is_nan(embedder, people):
-    small = np.stack([downscale(photos[0], 64) for photos in people.values()])
+    small = np.stack([resize_shorter_side(photos[0], 64) for photos in people.values()])
     assert small.shape[1:3] == (78, 64)
     vectors = embedder.embed(small)
     assert vectors.shape == (4, 128) and vectors.dtype == np.float32 and not np.isnan(vectors).any()

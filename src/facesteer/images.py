@@ -61,11 +61,14 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise FacesteerError(f"{path} is not a readable image: {error}") from None
 
 
-def upscale_for_detection(image: np.ndarray, size: int = DETECTION_SIZE) -> np.ndarray:
-    """Resize (bicubic) so the shorter side is at least ``size``; larger images are returned unchanged."""
+def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize (bicubic; antialiased when shrinking) so the shorter side is ``size`` px, keeping the aspect ratio."""
     height, width = image.shape[:2]
     scale = size / min(height, width)
-    if scale <= 1:
-        return image
     resized = Image.fromarray(image).resize((round(width * scale), round(height * scale)), Image.BICUBIC)
     return np.asarray(resized)
+
+
+def upscale_for_detection(image: np.ndarray, size: int = DETECTION_SIZE) -> np.ndarray:
+    """Resize (bicubic) so the shorter side is at least ``size``; larger images are returned unchanged."""
+    return image if min(image.shape[:2]) >= size else resize_shorter_side(image, size)

@@ -32,8 +32,6 @@ from facesteer.images import upscale_for_detection
 EMBEDDING_DIM = 128
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
-#: dlib's published same-person threshold; facesteer's calibrated one is in the identity calibration
-DLIB_THRESHOLD = 0.6
 
 
 def dlib_model_folder() -> Path:

@@ -25,10 +25,9 @@ from torch import nn
 
 from facesteer.attributes.base import check_images
 from facesteer.errors import FacesteerError
-from facesteer.generators import GENERATORS
+from facesteer.generators import GENERATORS, WEIGHTS_DIR
 from facesteer.generators.ops import uint8_to_unit
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 INPUT_SIZE = 64
 STEM_CHANNELS = 16
 CHANNELS = (32, 64, 128)
@@ -64,6 +63,14 @@ def images_to_input(images: np.ndarray) -> torch.Tensor:
     if x.shape[-1] != INPUT_SIZE or x.shape[-2] != INPUT_SIZE:
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
     return x
+
+
+@torch.inference_mode()
+def realism_logits(network: RealismNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N,) float32 logits of ``network`` in eval mode, ``batch_size`` images at a time."""
+    network.eval()
+    out = [network(images_to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.empty(0, np.float32)
 
 
 def quality_weights(generator: str) -> Path:
@@ -131,15 +138,9 @@ class QualityScorer:
         return {"name": self.name, "attributes": list(self.attributes), "weights": self.weights_path.name,
                 "generator": self.generator}  # fmt: skip
 
-    @torch.inference_mode()
     def score(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, 1) float32 realism logits."""
-        images = check_images(images)
-        out = [
-            self.network(images_to_input(images[i : i + self.batch_size])).numpy()
-            for i in range(0, len(images), self.batch_size)
-        ]
-        return (np.concatenate(out) if out else np.empty(0, np.float32)).reshape(-1, 1).astype(np.float32)
+        return realism_logits(self.network, check_images(images), self.batch_size).reshape(-1, 1).astype(np.float32)
 
     def close(self) -> None:
         """Nothing to release; present for the scorer protocol."""

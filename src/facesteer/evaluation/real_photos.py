@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from facesteer.attributes.base import AttributeScorer
@@ -16,7 +15,7 @@ from facesteer.attributes.identity import IdentityEmbedder
 from facesteer.datasets import utkface_faces
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
-from facesteer.images import load_image
+from facesteer.images import load_image, resize_shorter_side
 from facesteer.stats import auroc
 
 
@@ -99,14 +98,6 @@ def celeba_identities(folder: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     return photos
 
 
-def downscale(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize (bicubic, antialiased) so the shorter side is ``size`` px, keeping the aspect ratio."""
-    height, width = image.shape[:2]
-    scale = size / min(height, width)
-    resized = Image.fromarray(image).resize((round(width * scale), round(height * scale)), Image.BICUBIC)
-    return np.asarray(resized)
-
-
 def calibrate_identity(
     folder: str | os.PathLike[str],
     size: int | None = None,
@@ -130,7 +121,7 @@ def calibrate_identity(
     vectors = np.full((len(photos), 128), np.nan, dtype=np.float32)
     for i, (path, _) in enumerate(tqdm(photos, desc=f"embedding at {size or 'full'} px", disable=not progress)):
         image = load_image(path)
-        vectors[i] = embedder.embed((downscale(image, size) if size else image)[None])[0]
+        vectors[i] = embedder.embed((resize_shorter_side(image, size) if size else image)[None])[0]
     found = np.flatnonzero(~np.isnan(vectors[:, 0]))
     identities = np.array([identity for _, identity in photos])[found]
     first, second = np.triu_indices(len(found), k=1)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from facesteer.attributes.quality import RealismNet, images_to_input
+from facesteer.attributes.quality import RealismNet, images_to_input, realism_logits
 from facesteer.datasets import evenly_spaced, list_images, load_images
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path, write_json
@@ -38,14 +38,6 @@ def _split_photos(folder: str | os.PathLike[str]) -> tuple[list[Path], list[Path
         raise FacesteerError(f"{folder} holds {len(paths)} images; a realism classifier needs at least 20")
     held = set(evenly_spaced(paths, max(2, round(len(paths) * HELD_OUT))))
     return [p for p in paths if p not in held], sorted(held)
-
-
-@torch.inference_mode()
-def realism_logits(network: RealismNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    network.eval()
-    return np.concatenate(
-        [network(images_to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
-    )
 
 
 def train_quality(
