@@ -485,6 +485,7 @@ def evaluate_fix(
     num: int = typer.Option(2000, "--num", "-n", min=10, help="held-out faces per FID"),
     seed: int = typer.Option(1, "--seed", min=0, help="seed of the held-out codes (not the boundary run's)"),
     identity_num: int = typer.Option(300, "--identity-num", min=1, help="faces checked for identity"),
+    below: float | None = typer.Option(None, "--below", help="move only faces whose distance is below this"),
     reference_num: int | None = ReferenceNumOption,
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
@@ -507,8 +508,9 @@ def evaluate_fix(
         load_scorer("identity", workers=workers) as identity,
     ):
         rows = fix_effects(model, direction, reference, teachers, quality, identity, threshold, num=num, seed=seed,
-                           identity_num=identity_num, progress=not as_json)  # fmt: skip
+                           identity_num=identity_num, below=below, progress=not as_json)  # fmt: skip
     result = {"generator": model.name, "boundary": str(boundary), "num": num, "seed": seed, "data": str(data),
+              "below": below,
               "identity_num": identity_num, "identity_threshold": threshold, "rows": rows}  # fmt: skip
     if as_json:
         _print_json(result)
@@ -519,11 +521,13 @@ def evaluate_fix(
 
     console.print(
         _table(
-            f"Artifact correction on {model.name}: {num:,} held-out faces (seed {seed}) along {direction.attribute}",
-            ["alpha", "FID", "faces found", "mean quality", f"identity kept (< {threshold:.3f})", "face lost",
-             "mean distance"],
-            [[f"{r['alpha']:g}", fmt(r, "fid", ".2f"), fmt(r, "faces_found"), fmt(r, "quality", "+.2f"),
-              fmt(r, "identity_kept"), fmt(r, "identity_lost"), fmt(r, "identity_mean_distance")] for r in rows],
+            f"Artifact correction on {model.name}: {num:,} held-out faces (seed {seed}) along {direction.attribute}"
+            + ("" if below is None else f", moving those below {below:g}"),
+            ["alpha", "moved", "FID", "faces found", "mean quality", f"identity kept (< {threshold:.3f})",
+             "face lost", "mean distance"],
+            [[f"{r['alpha']:g}", fmt(r, "moved"), fmt(r, "fid", ".2f"), fmt(r, "faces_found"),
+              fmt(r, "quality", "+.2f"), fmt(r, "identity_kept"), fmt(r, "identity_lost"),
+              fmt(r, "identity_mean_distance")] for r in rows],
         )
     )  # fmt: skip
 
@@ -798,6 +802,100 @@ def fid(
             f"FID {score:.2f}  ({num:,} faces of {model.name}, seed {seed}, "
             f"vs {result['reference_images']:,} images of {data})"
         )
+
+
+discover_app = typer.Typer(
+    help="Find editing directions without labels: SeFa, GANSpace, latent discovery.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(discover_app, name="discover")
+DirectionsOutOption = typer.Option(..., "--out", "-o", help="folder for directions.npy, directions.json and pictures")
+ShowOption = typer.Option(8, "--show", min=0, max=64, help="directions pictured in OUT/traversals.png")
+
+
+def _finish_directions(model: Any, directions: Any, out: Path, show: int, seed: int, as_json: bool) -> None:
+    """Save a set of directions with its picture, then print what ranks them."""
+    from facesteer.visualize import directions_picture
+
+    directions.save(out)
+    if show:
+        indices = list(range(min(show, len(directions))))
+        save_png(out / "traversals.png", directions_picture(model, directions, indices, seed=seed))
+    values = directions.values if directions.values is not None else [float("nan")] * len(directions)
+    if as_json:
+        _print_json({"out": str(out), **directions.sidecar()})
+        return
+    what = "eigenvalue" if directions.method == "sefa" else "explained variance"
+    rows = [[str(k), directions.label(k), f"{v:.4g}"] for k, v in enumerate(values[:16])]
+    console.print(_table(f"{directions.method} on {model.name}: {len(directions)} directions in "
+                         f"{directions.space.upper()} (first 16)", ["index", "name", what], rows))  # fmt: skip
+    console.print(f"wrote {out}/directions.npy and directions.json" + (f", {out}/traversals.png" if show else ""))
+
+
+@discover_app.command("sefa")
+def discover_sefa(
+    out: Path = DirectionsOutOption,
+    generator: str = GeneratorOption,
+    layers: str | None = typer.Option(None, "--layers", help="W+ rows FIRST-LAST to factorise (default all)"),
+    show: int = ShowOption,
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the face in the picture"),
+    as_json: bool = JsonOption,
+) -> None:
+    """SeFa: eigenvectors of the style weights (or a Z-only generator's first layer), in closed form."""
+    from facesteer.discovery import sefa
+    from facesteer.editing import parse_layer_range
+
+    model = load_generator(generator)
+    directions = sefa(model, parse_layer_range(layers) if layers else None)
+    _finish_directions(model, directions, out, show, seed, as_json)
+
+
+@discover_app.command("ganspace")
+def discover_ganspace(
+    out: Path = DirectionsOutOption,
+    generator: str = GeneratorOption,
+    num: int = typer.Option(300_000, "--num", "-n", min=2, help="sampled codes"),
+    components: int = typer.Option(64, "--components", "-k", min=1, help="directions kept (at most the code's size)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the sampled codes and of the pictured face"),
+    show: int = ShowOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """GANSpace: incremental PCA of sampled W codes (Z-only generators: of the first layer, mapped back to Z)."""
+    from facesteer.discovery import ganspace
+
+    model = load_generator(generator)
+    components = min(components, model.space_shape("w" if "w" in model.spaces else "z")[0])
+    directions = ganspace(model, num=num, components=components, seed=seed, progress=not as_json)
+    _finish_directions(model, directions, out, show, seed, as_json)
+
+
+@discover_app.command("latent")
+def discover_latent(
+    out: Path = DirectionsOutOption,
+    method: str = typer.Option("sdd", "--method", "-m", help="sdd, shp, hdp, or stage 2: dth, dtj (with --from)"),
+    generator: str = GeneratorOption,
+    start: Path | None = typer.Option(None, "--from", help="stage 2: the SDD run folder to start from"),
+    directions: int | None = typer.Option(None, "--directions", "-k", min=1, help="K (default min(32, d))"),
+    steps: int = typer.Option(100_000, "--steps", min=1, help="optimisation steps (the paper: 100,000 on a GPU)"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed", min=0),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=1, help="steps between checkpoints"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    show: int = ShowOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Latent discovery with a reconstructor (sdd) and the Hessian-penalty variants; resumes from OUT."""
+    from facesteer.discovery.latent import DiscoveryOptions, LatentDiscovery
+    from facesteer.training.stylegan2 import resolve_device
+
+    options = DiscoveryOptions(method=method, directions=directions, steps=steps, batch_size=batch_size, seed=seed,
+                               checkpoint_every=checkpoint_every, start=str(start) if start else None)  # fmt: skip
+    model = load_generator(generator)
+    run = LatentDiscovery(model, options, out, device=resolve_device(device), progress=not as_json)
+    found = run.train()
+    model.to("cpu")
+    _finish_directions(model, found, out, show, seed, as_json)
 
 
 def _is_click_error(error: BaseException, name: str) -> bool:

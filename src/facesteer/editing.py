@@ -139,3 +139,19 @@ def fix_codes(
     n = _direction_for(codes, direction)
     moved = np.ones(len(codes), bool) if below is None else codes @ n < below
     return shift(codes, n, np.where(moved, alpha, 0.0)), moved
+
+
+def parse_layer_range(text: str) -> list[int]:
+    """``"A-B"`` (inclusive) or ``"A"`` -> the W+ rows [A, ..., B].
+
+    Raises:
+        FacesteerError: not of that form, or B < A.
+    """
+    first, _, last = text.partition("-")
+    try:
+        start, end = int(first), int(last or first)
+    except ValueError:
+        raise FacesteerError(f"layers must be FIRST-LAST (for example 0-3) or one index, got {text!r}") from None
+    if not 0 <= start <= end:
+        raise FacesteerError(f"layers {text!r}: need 0 <= FIRST <= LAST")
+    return list(range(start, end + 1))

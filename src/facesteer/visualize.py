@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from facesteer.boundaries import Boundary
-from facesteer.editing import Layers, fix_codes, interpolate
+from facesteer.discovery.directions import Directions
+from facesteer.editing import Layers, fix_codes, interpolate, shift
 from facesteer.files import atomic_path
 from facesteer.generators.base import Generator
 from facesteer.images import image_grid, save_png
@@ -201,3 +202,63 @@ def fix_grid(
     rows = [image_grid(generator.synthesize(c, boundary.space), columns or num) for c in (codes, fixed)]
     gap = np.full((6, rows[0].shape[1], 3), 255, np.uint8)
     return np.concatenate([rows[0], gap, rows[1]]), moved
+
+
+def traversal_grid(
+    generator: Generator,
+    code: np.ndarray,
+    vectors: np.ndarray,
+    labels: Sequence[str],
+    distances: Sequence[float],
+    space: str,
+    layers: Layers = None,
+    padding: int = 2,
+) -> np.ndarray:
+    """One face walked along several directions: one row per direction, one column per step code + d * n
+    (no projection: unsupervised directions have no hyperplane to measure from), the direction's label on the
+    left and the steps on top.
+
+    Args:
+        code: (d,) a code of ``space``, or (num_ws, d) a W+ code.
+        vectors: (K, d) unit directions.
+        labels: K row labels.
+        distances: the steps d.
+        layers: W+ only: the rows to move (default all).
+
+    Returns:
+        uint8 (H, W, 3) picture.
+    """
+    code = np.asarray(code, dtype=np.float32)
+    steps = [shift(code[None], vector, d, layers)[0] for vector in vectors for d in distances]
+    faces = generator.synthesize(np.stack(steps), space)
+    size, columns = generator.resolution, len(distances)
+    label_width = 8 + max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(t)) for t in labels)
+    cell = size + padding
+    grid = np.full((padding + cell * len(vectors), label_width + padding + cell * columns, 3), 255, np.uint8)
+    for row, label in enumerate(labels):
+        top = padding + row * cell
+        text = Image.new("RGB", (label_width, size), "white")
+        ImageDraw.Draw(text).text((2, size // 2 - 6), label, fill=(0, 0, 0), font=ImageFont.load_default())
+        grid[top : top + size, :label_width] = np.asarray(text)
+        for column in range(columns):
+            left = label_width + padding + column * cell
+            grid[top : top + size, left : left + size] = faces[row * columns + column]
+    header = [(label_width + padding + i * cell + size // 2, f"{d:+g}") for i, d in enumerate(distances)]
+    return np.concatenate([_label_strip(grid.shape[1], header), grid])
+
+
+def directions_picture(
+    generator: Generator,
+    directions: Directions,
+    indices: Sequence[int],
+    seed: int = 0,
+    distances: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3),
+) -> np.ndarray:
+    """:func:`traversal_grid` of face 0 of ``seed`` along the chosen directions of a set, each applied where it
+    belongs: in its space, or on its W+ layers when the set names some."""
+    space = "wp" if directions.layers is not None else directions.space
+    directions.boundary(indices[0]).check_applies_to(generator, space)
+    code = generator.map(generator.sample_z(1, seed), space)[0]
+    labels = [directions.label(i) for i in indices]
+    return traversal_grid(generator, code, directions.vectors[list(indices)], labels, distances, space,
+                          directions.layers)  # fmt: skip

@@ -19,7 +19,7 @@ import numpy as np
 
 from facesteer.attributes.base import AttributeScorer
 from facesteer.boundaries import Boundary
-from facesteer.editing import shift
+from facesteer.editing import fix_codes
 from facesteer.evaluation.metrics import identity_summary
 from facesteer.fid import feature_statistics, frechet_distance
 from facesteer.generators.base import Generator
@@ -38,6 +38,7 @@ def fix_effects(
     seed: int = 1,
     start: int = 0,
     identity_num: int = 300,
+    below: float | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per alpha: ``alpha``, ``fid``, ``faces_found`` (share), ``quality`` (mean logit), and, for
@@ -49,6 +50,9 @@ def fix_effects(
         boundary: the quality boundary, applied in its own space.
         reference: (mu, sigma) Inception statistics of the training photos.
         num: faces per FID (rows ``start ..`` of ``seed``); identity is measured on the first ``identity_num``.
+        below: move only the codes whose signed distance to the boundary is below this (InterFaceGAN moves the
+            low-quality samples and leaves the rest); None moves every code. Each row then also gives
+            ``moved``, the share of codes moved.
     """
     space = boundary.space
     boundary.check_applies_to(generator, space)
@@ -56,7 +60,8 @@ def fix_effects(
     originals = identity.score(generator.synthesize(codes[:identity_num], space))
     rows = []
     for alpha in alphas:
-        images = generator.synthesize(shift(codes, boundary.normal, alpha), space)
+        moved_codes, moved = fix_codes(codes, boundary.normal, alpha, below)
+        images = generator.synthesize(moved_codes.astype(np.float32), space)
         batches = (images[lo : lo + 64] for lo in range(0, num, 64))
         mu, sigma = feature_statistics(batches, num, desc=f"FID at alpha {alpha:g}", progress=progress)
         row: dict[str, Any] = {
@@ -64,6 +69,7 @@ def fix_effects(
             "fid": frechet_distance(mu, sigma, *reference),
             "faces_found": float(np.mean(~np.isnan(teachers.score(images)[:, 0]))),
             "quality": float(np.mean(quality.score(images))),
+            "moved": float(np.mean(moved)) if alpha != 0 else 0.0,
         }
         if alpha != 0:
             kept = identity_summary(originals, identity.score(images[:identity_num]), threshold)

@@ -8,6 +8,7 @@ shape (N, H, W, 3); inside the networks they are float tensors in [-1, 1], NCHW.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,39 @@ class Generator(ABC):
         if shape[1:] != expected:
             wanted = ", ".join(map(str, expected))
             raise FacesteerError(f"codes for space {space!r} of {self.name} must have shape (N, {wanted}), got {shape}")
+
+    def to(self, device: str | torch.device) -> Generator:
+        """Move every network this generator holds to ``device`` (``synthesize_tensor`` then wants codes there)."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
+        return self
+
+    def code_weights(self, layers: Sequence[int] | None = None) -> np.ndarray:
+        """The weights through which a code enters the network linearly, for SeFa's closed-form factorisation.
+
+        Style-based generators: the style (affine) weights of the W+ layers ``layers`` (default: all), one
+        column per style channel; generators with a Z space only: the first layer's weight, one column per
+        output unit (channel x position), and ``layers`` must be None or ``[0]``.
+
+        Returns:
+            float64 array (d, C): d = w_dim (style-based) or z_dim.
+
+        Raises:
+            FacesteerError: the generator does not expose such weights, or ``layers`` is out of range.
+        """
+        raise FacesteerError(f"{self.name} does not expose the weights SeFa factorises")
+
+    def first_layer_features(self, z: torch.Tensor) -> torch.Tensor:
+        """The first layer's activations, flattened: what GANSpace analyses for a generator without a mapping.
+
+        Args:
+            z: float32 tensor (N, z_dim).
+
+        Returns:
+            float32 tensor (N, F).
+        """
+        raise FacesteerError(f"{self.name} does not expose its first layer's activations")
 
     @abstractmethod
     def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:

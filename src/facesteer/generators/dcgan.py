@@ -16,9 +16,11 @@ Layer by layer, for a batch of N codes (N, 100) reshaped to (N, 100, 1, 1):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -172,3 +174,15 @@ class DCGANFaceGenerator(Generator):
     def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
         self.check_codes(codes, space)
         return self.fused(codes)
+
+    def code_weights(self, layers: Sequence[int] | None = None) -> np.ndarray:
+        """The first transposed convolution's weight (z_dim, C, 4, 4) as (z_dim, C * 16): on the 1x1 input it is
+        a linear map, output unit (c, y, x) = sum over i of weight[i, c, y, x] * z[i]."""
+        if layers is not None and list(layers) != [0]:
+            raise FacesteerError(f"{self.name} has one layer a code enters (0), not {list(layers)}")
+        return self.network.main[0].weight.detach().double().flatten(1).numpy()
+
+    def first_layer_features(self, z: torch.Tensor) -> torch.Tensor:
+        """Activations after the first transposed convolution, batch norm and ReLU: (N, 512 * 4 * 4)."""
+        self.check_codes(z, "z")
+        return self.network.main[:3](z.reshape(len(z), self.z_dim, 1, 1)).flatten(1)

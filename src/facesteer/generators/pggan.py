@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -136,5 +138,18 @@ class PGGANGenerator(Generator):
 
     def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:
         self.check_codes(codes, space)
-        codes = codes / codes.norm(dim=1, keepdim=True) * math.sqrt(self.z_dim)  # InterFaceGAN's preprocess
-        return self.network(codes)
+        return self.network(self._normalized(codes))
+
+    def _normalized(self, z: torch.Tensor) -> torch.Tensor:
+        return z / z.norm(dim=1, keepdim=True) * math.sqrt(self.z_dim)  # InterFaceGAN's preprocess
+
+    def code_weights(self, layers: Sequence[int] | None = None) -> np.ndarray:
+        """The first convolution's weight (C, z_dim, 4, 4) as SeFa takes it: flipped, (z_dim, C * 16)."""
+        if layers is not None and list(layers) != [0]:
+            raise FacesteerError(f"{self.name} has one layer a code enters (0), not {list(layers)}")
+        weight = self.network.layers[0].conv_weight.detach().double()
+        return weight.flip(2, 3).permute(1, 0, 2, 3).flatten(1).numpy()
+
+    def first_layer_features(self, z: torch.Tensor) -> torch.Tensor:
+        self.check_codes(z, "z")
+        return self.network.layers[0](self._normalized(z).reshape(len(z), -1, 1, 1)).flatten(1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,17 @@ class StyleBasedGenerator(Generator):
     @abstractmethod
     def synthesis(self, wp: torch.Tensor) -> torch.Tensor:
         """W+ (N, num_ws, w_dim) -> images (N, 3, R, R) in about [-1, 1]."""
+
+    @abstractmethod
+    def style_weight(self, layer: int) -> torch.Tensor:
+        """The style (affine) weight that W+ row ``layer`` drives: (channels, w_dim)."""
+
+    def code_weights(self, layers: Sequence[int] | None = None) -> np.ndarray:
+        """The style weights of the W+ ``layers`` (default all), transposed and concatenated: (w_dim, C)."""
+        layers = range(self.num_ws) if layers is None else list(layers)
+        if not layers or not all(0 <= layer < self.num_ws for layer in layers):
+            raise FacesteerError(f"layers {list(layers)} out of range 0..{self.num_ws - 1} for {self.name}")
+        return np.concatenate([self.style_weight(layer).detach().double().numpy().T for layer in layers], axis=1)
 
     def set_truncation(self, psi: float = 1.0, cutoff: int | None = None) -> None:
         """Set the truncation trick used when mapping to W+ (psi in [0, 1]; cutoff in 1..num_ws or None = all)."""

@@ -198,3 +198,6 @@ class StyleGANGenerator(StyleBasedGenerator):
 
     def synthesis(self, wp: torch.Tensor) -> torch.Tensor:
         return self.network.synthesize(wp)
+
+    def style_weight(self, layer: int) -> torch.Tensor:
+        return self.network.layers[layer].style_weight  # (2 x channels: scale and bias of AdaIN, w_dim)

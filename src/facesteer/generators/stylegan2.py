@@ -66,6 +66,14 @@ class StyleGAN2Generator(StyleBasedGenerator):
     def synthesis(self, wp: torch.Tensor) -> torch.Tensor:
         return self.network.synthesis(wp)
 
+    def style_weight(self, layer: int) -> torch.Tensor:
+        """Row ``layer`` of W+ drives convolution ``layer``; the last row only the final toRGB (as in SeFa, which
+        takes the other toRGB layers' styles to be covered by the convolutions that share their rows)."""
+        synthesis = self.network.synthesis
+        if layer < len(synthesis.layers):
+            return synthesis.layers[layer].affine.weight
+        return synthesis.torgbs[-1].affine.weight
+
 
 # ---------------------------------------------------------------------------------------------------- loaders
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from facesteer.datasets import load_image_folder
@@ -45,6 +46,7 @@ from facesteer.generators.stylegan2 import estimate_w_avg, load_stylegan2_file, 
 from facesteer.generators.stylegan2_network import Discriminator, StyleGAN2Config, StyleGAN2Network
 from facesteer.images import image_grid, save_png
 from facesteer.training.augment import DEFAULT_POLICY, TRANSFORMS, diff_augment
+from facesteer.training.state import read_checkpoint, restore_state, state_tensors, write_checkpoint
 
 
 def parse_augment_policy(text: str) -> tuple[str, ...]:
@@ -258,43 +260,26 @@ class Trainer:
     # ---------------------------------------------------------------------------------- checkpointing
 
     def _tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {}
-        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            tensors |= {f"{prefix}.{k}": v.detach().cpu() for k, v in module.state_dict().items()}
-        for prefix, optimizer in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
-            for index, state in optimizer.state_dict()["state"].items():
-                for name, value in state.items():
-                    tensors[f"{prefix}.{index}.{name}"] = torch.as_tensor(value).detach().cpu()
+        tensors = state_tensors(self._modules(), self._optimizers())
         tensors["rng"] = self.rng.get_state()
-        return {k: v.contiguous() for k, v in tensors.items()}
+        return tensors
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_G": self.opt_G, "opt_D": self.opt_D}
 
     def save_checkpoint(self) -> None:
-        from safetensors.torch import save_file
-
         metadata = {"step": str(self.step), "best_fid": str(self.best_fid), "seconds": str(self.seconds)}
-        with atomic_path(self.out / "checkpoint.safetensors") as temporary:
-            save_file(self._tensors(), str(temporary), metadata=metadata)
+        write_checkpoint(self.out / "checkpoint.safetensors", self._tensors(), metadata)
 
     def _resume(self) -> None:
-        from safetensors import safe_open
-
         path = self.out / "checkpoint.safetensors"
         if not path.is_file():
             return
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle)
-        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-        for prefix, optimizer in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
-            state = optimizer.state_dict()
-            entries: dict[int, dict[str, torch.Tensor]] = {}
-            for key, value in tensors.items():
-                if key.startswith(prefix + "."):
-                    _, index, name = key.split(".", 2)
-                    entries.setdefault(int(index), {})[name] = value.to(self.device)
-            state["state"] = entries
-            optimizer.load_state_dict(state)
+        tensors, metadata = read_checkpoint(path)
+        restore_state(tensors, self._modules(), self._optimizers(), self.device)
         self.rng.set_state(tensors["rng"])
         self.step = int(metadata["step"])
         self.best_fid = float(metadata["best_fid"])

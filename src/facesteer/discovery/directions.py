@@ -1,0 +1,171 @@
+"""A set of editing directions found without labels (SeFa, GANSpace, latent discovery), and their files.
+
+A set is K unit vectors in one latent space of one generator, strongest first, with what ranks them (SeFa's
+eigenvalues, GANSpace's explained variance) and, once ``facesteer label`` has named them, a name each. On disk
+a set is a folder: ``directions.npy`` (K, d) float32, one unit vector per row, and ``directions.json`` (method,
+generator, space, W+ layers, values, names, and how it was made).
+
+Each direction can be used like an InterFaceGAN boundary: :meth:`Directions.boundary` gives a
+:class:`~facesteer.boundaries.Boundary` whose normal is the direction, so editing, grids and the generator and
+space checks are shared with boundaries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesteer.boundaries import Boundary, read_npy
+from facesteer.errors import FacesteerError
+from facesteer.files import atomic_path, write_json
+
+VECTORS_FILE = "directions.npy"
+SIDECAR_FILE = "directions.json"
+
+
+@dataclass(frozen=True)
+class Directions:
+    """K editing directions in one latent space.
+
+    Attributes:
+        vectors: (K, d) float32, unit rows, strongest first.
+        method: what found them (``"sefa"``, ``"ganspace"``, ``"sdd"``, ...).
+        generator: the generator's name.
+        space: ``"z"`` or ``"w"``.
+        layers: the W+ rows the directions are meant for (SeFa's chosen layers), None = every row.
+        values: (K,) what ranks them (eigenvalue, explained variance), or None.
+        names: a name per direction (``facesteer label``), or None.
+        info: everything else for the sidecar (samples, iterations, seed, timings).
+    """
+
+    vectors: np.ndarray
+    method: str
+    generator: str
+    space: str
+    layers: list[int] | None = None
+    values: np.ndarray | None = None
+    names: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        vectors = np.asarray(self.vectors, dtype=np.float64)
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise FacesteerError(f"directions must have shape (K, d) with K >= 1, got {vectors.shape}")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if not np.isfinite(vectors).all() or (norms == 0).any():
+            raise FacesteerError("directions must be finite and non-zero")
+        object.__setattr__(self, "vectors", (vectors / norms).astype(np.float32))
+        if self.values is not None:
+            values = np.asarray(self.values, dtype=np.float64).reshape(-1)
+            if len(values) != len(vectors):
+                raise FacesteerError(f"{len(values)} values for {len(vectors)} directions")
+            object.__setattr__(self, "values", values)
+        if self.names is not None and len(self.names) != len(vectors):
+            raise FacesteerError(f"{len(self.names)} names for {len(vectors)} directions")
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def label(self, index: int) -> str:
+        """The direction's name, or ``METHOD-INDEX`` when it has none."""
+        if self.names is not None and self.names[index]:
+            return self.names[index]
+        return f"{self.method}-{index}"
+
+    def index(self, name_or_index: str | int) -> int:
+        """The row of a direction given by name (``smile``, ``sefa-3``) or index.
+
+        Raises:
+            FacesteerError: no such direction.
+        """
+        labels = [self.label(k) for k in range(len(self))]
+        if isinstance(name_or_index, str) and name_or_index in labels:
+            return labels.index(name_or_index)
+        try:
+            index = int(name_or_index)
+        except ValueError:
+            raise FacesteerError(f"no direction {name_or_index!r}; there are: {', '.join(labels)}") from None
+        if not 0 <= index < len(self):
+            raise FacesteerError(f"direction index {index} out of range 0..{len(self) - 1}")
+        return index
+
+    def boundary(self, name_or_index: str | int) -> Boundary:
+        """A direction as a :class:`Boundary` (its normal), to edit with what edits boundaries."""
+        index = self.index(name_or_index)
+        return Boundary(self.vectors[index : index + 1], self.label(index), self.space, self.generator,
+                        info={"method": self.method, "index": index, "layers": self.layers})  # fmt: skip
+
+    def named(self, names: list[str]) -> Directions:
+        """The same directions with these names."""
+        return replace(self, names=list(names))
+
+    def sidecar(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "generator": self.generator,
+            "space": self.space,
+            "count": len(self),
+            "dim": self.dim,
+            "layers": self.layers,
+            "values": None if self.values is None else [float(v) for v in self.values],
+            "names": self.names,
+            **self.info,
+        }
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write ``folder/directions.npy`` and ``folder/directions.json``, each atomically."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / VECTORS_FILE) as temporary, temporary.open("wb") as handle:
+            np.save(handle, self.vectors)
+        write_json(folder / SIDECAR_FILE, self.sidecar())
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Directions:
+        """Read a set from its folder (or its ``directions.npy``).
+
+        Raises:
+            FacesteerError: missing or corrupt files, or vectors that do not match the sidecar.
+        """
+        path = Path(path)
+        folder = path.parent if path.name == VECTORS_FILE else path
+        if not (folder / SIDECAR_FILE).is_file():
+            raise FacesteerError(f"{folder} holds no directions ({SIDECAR_FILE} not found)")
+        vectors = read_npy(folder / VECTORS_FILE, "directions file")
+        try:
+            sidecar = json.loads((folder / SIDECAR_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise FacesteerError(f"{folder / SIDECAR_FILE} is corrupt: {error}") from None
+        if not isinstance(sidecar, dict) or not {"method", "generator", "space"} <= sidecar.keys():
+            raise FacesteerError(f"{folder / SIDECAR_FILE} lacks method, generator or space")
+        if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
+            raise FacesteerError(f"{folder / VECTORS_FILE} holds {vectors.dtype} {vectors.shape}, not (K, d) floats")
+        known = {"method", "generator", "space", "count", "dim", "layers", "values", "names"}
+        return cls(
+            vectors=vectors,
+            method=str(sidecar["method"]),
+            generator=str(sidecar["generator"]),
+            space=str(sidecar["space"]),
+            layers=sidecar.get("layers"),
+            values=None if sidecar.get("values") is None else np.asarray(sidecar["values"], dtype=np.float64),
+            names=sidecar.get("names"),
+            info={k: v for k, v in sidecar.items() if k not in known},
+        )
+
+
+def canonical_signs(vectors: np.ndarray) -> np.ndarray:
+    """Flip each row so that its largest-magnitude entry is positive: eigenvectors and principal components are
+    defined up to sign, and solvers differ in the sign they return; this makes the files the same everywhere."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    signs = np.sign(vectors[np.arange(len(vectors)), np.abs(vectors).argmax(axis=1)])
+    return vectors * np.where(signs == 0, 1.0, signs)[:, None]
