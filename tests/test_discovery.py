@@ -227,3 +227,33 @@ def test_discover_latent_from_the_command_line(run, tmp_path):
     assert (tmp_path / "sdd" / "traversals.png").is_file() and (tmp_path / "sdd" / "log.jsonl").is_file()
     one_line_error(run("discover", "latent", "--method", "dth", "--out", str(tmp_path / "x")), "needs --from")
     one_line_error(run("discover", "latent", "--method", "pca", "--out", str(tmp_path / "x")), "method must be")
+
+
+def test_edit_along_a_named_direction(run, generator, tmp_path):
+    from PIL import Image
+
+    sefa(generator).named(["pose"] + [""] * 99).save(tmp_path / "set")
+    result = run("edit", "--direction", "pose", "--directions", str(tmp_path / "set"), "--num", "2", "--steps", "3",
+                 "--out", str(tmp_path / "pose.png"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "pose.png").size[0] > 4 * 64
+    one_line_error(run("edit", "--direction", "smile", "--directions", str(tmp_path / "set"), "--out",
+                       str(tmp_path / "x.png")), "no direction 'smile'")  # fmt: skip
+    one_line_error(run("edit", "--out", str(tmp_path / "x.png")), "either --boundary FILE or --direction NAME")
+    one_line_error(run("edit", "-g", "stylegan2-anime64", "--direction", "pose", "--out", str(tmp_path / "x.png")),
+                   "no directions are shipped for stylegan2-anime64")  # fmt: skip
+
+
+def test_a_directions_layers_apply_in_w_plus(run, utkface64, tmp_path):
+    from facesteer.visualize import edit_grid
+
+    found = sefa(utkface64, [0, 1])
+    found.save(tmp_path / "early")
+    result = run("edit", "-g", "stylegan2-utkface64", "--direction", "0", "--directions", str(tmp_path / "early"),
+                 "--num", "1", "--steps", "2", "--out", str(tmp_path / "e.png"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    code = utkface64.map(utkface64.sample_z(1, 0), "wp")
+    grid = edit_grid(utkface64, code, found.vectors[0], -3, 3, 2, space="wp", layers=[0, 1], relative=True)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "e.png").convert("RGB")), grid)

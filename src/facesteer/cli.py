@@ -384,8 +384,10 @@ def correlate(
 
 @app.command()
 def edit(
-    boundary: Path = typer.Option(..., "--boundary", "-b", help="boundary .npy (its normal is the direction)"),
     out: Path = typer.Option(..., "--out", "-o", help="PNG for the grid"),
+    boundary: Path | None = typer.Option(None, "--boundary", "-b", help="boundary .npy (its normal is the direction)"),
+    direction: str | None = typer.Option(None, "--direction", "-d", help="a named (or numbered) discovered direction"),
+    directions: Path | None = typer.Option(None, "--directions", help="folder of --direction (default: shipped)"),
     generator: str = GeneratorOption,
     seed: int = typer.Option(0, "--seed", min=0),
     num: int = typer.Option(4, "--num", "-n", min=1, max=64, help="faces (rows)"),
@@ -395,23 +397,38 @@ def edit(
     layers: tuple[int, int] | None = typer.Option(None, "--layers", help="wp only: edit layers FIRST..LAST"),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
 ) -> None:
-    """Walk faces across a boundary: rows = faces, columns = steps; the original is framed in red.
+    """Walk faces across a boundary, or along a discovered direction: rows = faces, columns = steps; the
+    original is framed in red.
 
-    A w boundary can edit W+ codes (--space wp), on every layer or on --layers FIRST LAST (inclusive)."""
+    A w boundary can edit W+ codes (--space wp), on every layer or on --layers FIRST LAST (inclusive). A
+    direction (--direction NAME, from --directions DIR or the set shipped for the generator) moves each face
+    by the step from where it is, on the W+ layers its set names."""
     from facesteer.boundaries import Boundary
+    from facesteer.discovery.directions import load_direction_set
     from facesteer.editing import wp_layers
     from facesteer.visualize import save_edit_grid
 
+    if (boundary is None) == (direction is None):
+        raise FacesteerError("give either --boundary FILE or --direction NAME")
     model = load_generator(generator)
     model.set_truncation(truncation)
-    direction = Boundary.load(boundary)
-    space = space or direction.space
-    direction.check_applies_to(model, space)
-    chosen = wp_layers(model, space, layers)
+    if boundary is not None:
+        chosen_direction = Boundary.load(boundary)
+        space = space or chosen_direction.space
+        chosen = wp_layers(model, space, layers)
+    else:
+        found = load_direction_set(directions, model.name)
+        chosen_direction = found.boundary(direction)
+        space = space or ("wp" if found.layers is not None else found.space)
+        chosen = wp_layers(model, space, layers) if layers else (found.layers if space == "wp" else None)
+    chosen_direction.check_applies_to(model, space)
     codes = model.map(model.sample_z(num, seed), space)
     start, end = distance_range
-    save_edit_grid(out, model, codes, direction.normal, start, end, steps, space=space, layers=chosen)
-    console.print(f"wrote {out}: {num} faces x {steps} steps along {direction.attribute} ({start:+g} to {end:+g})")
+    save_edit_grid(out, model, codes, chosen_direction.normal, start, end, steps, space=space, layers=chosen,
+                   relative=direction is not None)  # fmt: skip
+    console.print(
+        f"wrote {out}: {num} faces x {steps} steps along {chosen_direction.attribute} ({start:+g} to {end:+g})"
+    )
 
 
 @app.command()
@@ -751,6 +768,25 @@ def train_quality_command(
     )
 
 
+@app.command("train-race")
+def train_race_command(
+    data: Path = typer.Option(..., "--data", help="UTKFace photos (AGE_GENDER_RACE_DATE.jpg.chip.jpg)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="weights file (default: the package's race-utkface)"),
+    epochs: int = typer.Option(12, "--epochs", min=1),
+    seed: int = typer.Option(0, "--seed", min=0),
+) -> None:
+    """Train the race network of the `extended` scorer on UTKFace's race labels (a tenth held out)."""
+    from facesteer.attributes.race import WEIGHTS
+    from facesteer.training.race import train_race
+
+    out = out or WEIGHTS
+    card = train_race(data, out, epochs=epochs, seed=seed)
+    console.print(
+        f"wrote {out} and its card; held out: accuracy {card['held_out_accuracy']:.3f}, "
+        f"balanced accuracy {card['held_out_balanced_accuracy']:.3f}"
+    )
+
+
 @app.command("export-gan")
 def export_gan(
     run: Path = typer.Argument(..., help="train-gan output folder"),
@@ -896,6 +932,57 @@ def discover_latent(
     found = run.train()
     model.to("cpu")
     _finish_directions(model, found, out, show, seed, as_json)
+
+
+@app.command()
+def label(
+    directions_path: Path = typer.Argument(..., metavar="DIRECTIONS", help="a folder written by `discover`"),
+    generator: str = GeneratorOption,
+    scorer: str = typer.Option("extended", "--scorer", "-s", help="attributes measured along each walk"),
+    num: int = typer.Option(200, "--num", "-n", min=2, help="sampled codes walked along each direction"),
+    count: int = typer.Option(32, "--directions", "-k", min=1, help="the first this-many directions of the set"),
+    reach: int = typer.Option(10, "--reach", min=1, help="steps of size 1 each side (21 images for 10)"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    out: Path | None = typer.Option(None, "--out", "-o", help="folder (default DIRECTIONS/labelled)"),
+    boundaries: Path | None = typer.Option(None, "--boundaries", help="InterFaceGAN boundaries to compare with"),
+    models: Path | None = ModelsOption,
+    workers: int = WorkersOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Name directions by the attributes they move: Pearson's r of each attribute with the step along each
+    direction, averaged over samples (the two-stage paper's traversal table)."""
+    from facesteer.discovery import Directions
+    from facesteer.discovery.traversal import named_directions, traversal_table, traverse_scores
+    from facesteer.evaluation.directions import boundary_cosines, label_figures
+
+    model = load_generator(generator)
+    found = Directions.load(directions_path)
+    indices = list(range(min(count, len(found))))
+    out = out or directions_path / "labelled"
+    with load_scorer(scorer, models, workers, generator=model.name) as measure:
+        scores = traverse_scores(model, found, measure, num=num, seed=seed, reach=reach, indices=indices,
+                                 progress=not as_json)  # fmt: skip
+        attributes = tuple(measure.attributes)
+    table = traversal_table(scores, attributes, reach)
+    named = named_directions(found, table, indices)
+    cosines = boundary_cosines(named, boundaries) if boundaries else {}
+    named = named.with_info(num=num, scorer=scorer, seed=seed, boundary_cosines=cosines)
+    named.save(out)
+    label_figures(model, named, table, out, seed=seed)
+    rows = []
+    for attribute in attributes:
+        if attribute in table.assigned:
+            k, r, off = table.best(attribute)
+            cosine = cosines.get(attribute, float("nan"))
+            r *= named.info["signs"][k]
+            rows.append([attribute, named.label(k), f"{r:+.3f}", f"{off:.3f}", f"{cosine:.3f}"])
+    if as_json:
+        _print_json({"out": str(out), **named.sidecar()})
+        return
+    title = f"{found.method} on {model.name}: {len(indices)} directions, {num} samples x {2 * reach + 1} steps"
+    columns = ["attribute", "direction", "r", "largest off-target |r|", "cos to boundary"]
+    console.print(_table(title, columns, rows))
+    console.print(f"wrote {out}: named directions, table.png (the r matrix), strips.png")
 
 
 def _is_click_error(error: BaseException, name: str) -> bool:

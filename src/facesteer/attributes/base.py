@@ -58,6 +58,34 @@ ATTRIBUTES: dict[str, Attribute] = {
 FACE_ATTRIBUTES: tuple[str, ...] = tuple(ATTRIBUTES)
 
 
+def _blendshape(name: str, blendshapes: str, action: str) -> Attribute:
+    return Attribute(name, "blendshape score", "0 to 1", f"FACS {action}: MediaPipe's {blendshapes}; 0 = at rest")
+
+
+ATTRIBUTES |= {
+    a.name: a
+    for a in [
+        Attribute("face_width", "fraction of the image width", "0 to 1 (generated faces: about 0.5 to 0.8)",
+                  "width of MediaPipe's 478 face landmarks' bounding box over the image's width"),
+        Attribute("face_height", "fraction of the image height", "0 to 1 (generated faces: about 0.6 to 0.9)",
+                  "height of MediaPipe's 478 face landmarks' bounding box over the image's height"),
+        *(Attribute(f"race_{race}", "probability", "0 to 1",
+                    f"probability that UTKFace's annotators would label the face {race.title()} (the race network, "
+                    "trained on UTKFace; the fifth group, Others, takes the rest)")
+          for race in ("white", "black", "asian", "indian")),
+        _blendshape("au1", "browInnerUp", "AU1 inner brow raiser"),
+        _blendshape("au6", "mean of cheekSquintLeft and cheekSquintRight", "AU6 cheek raiser"),
+        _blendshape("au9", "mean of noseSneerLeft and noseSneerRight", "AU9 nose wrinkler"),
+        _blendshape("au12", "mean of mouthSmileLeft and mouthSmileRight (the same number as smile)",
+                    "AU12 lip corner puller"),
+        _blendshape("au25_26", "jawOpen", "AU25/26 lips part, jaw drop"),
+    ]
+}  # fmt: skip
+
+#: the columns the ``extended`` scorer adds to :data:`FACE_ATTRIBUTES` (the two-stage paper's attribute set)
+EXTENDED_ATTRIBUTES: tuple[str, ...] = tuple(name for name in ATTRIBUTES if name not in FACE_ATTRIBUTES)
+
+
 @runtime_checkable
 class AttributeScorer(Protocol):
     """Anything that scores face images.

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from facesteer.attributes.base import FACE_ATTRIBUTES, check_images
+from facesteer.attributes.base import EXTENDED_ATTRIBUTES, FACE_ATTRIBUTES, check_images
+from facesteer.attributes.race import RACE_ATTRIBUTES, load_race_network, race_probabilities
 from facesteer.images import DETECTION_SIZE, upscale_for_detection
 from facesteer.modelfiles import models_dir, require_model_file
 
@@ -133,11 +134,19 @@ class TeacherScorer:
         return np.stack([self._score_one(image) for image in images]).astype(np.float32, copy=False)
 
     def _score_one(self, image: np.ndarray) -> np.ndarray:
+        measured = self.measure(image)
+        if measured is None:
+            return np.full(len(self.attributes), np.nan, dtype=np.float32)
+        return np.array([measured.get(name, np.nan) for name in self.attributes], dtype=np.float32)
+
+    def measure(self, image: np.ndarray) -> dict[str, float] | None:
+        """Every measurement of one face (H, W, 3) uint8, by attribute name (those of :data:`FACE_ATTRIBUTES`
+        and of :data:`EXTENDED_ATTRIBUTES` but race); None when MediaPipe finds no face."""
         big = np.ascontiguousarray(upscale_for_detection(image))
         height, width = big.shape[:2]
         result = self._landmarker.detect(self._mediapipe.Image(image_format=self._mediapipe.ImageFormat.SRGB, data=big))
         if not result.face_landmarks:
-            return np.full(len(self.attributes), np.nan, dtype=np.float32)
+            return None
 
         points = np.array([(p.x, p.y) for p in result.face_landmarks[0]], dtype=np.float64) * (width, height)
         blendshapes = {c.category_name: c.score for c in result.face_blendshapes[0]}
@@ -158,4 +167,41 @@ class TeacherScorer:
         self._glasses.invoke()
         logit = float(self._glasses.get_tensor(self._glasses_output).reshape(-1)[0])
         glasses = 1 / (1 + math.exp(min(logit, 80.0)))
-        return np.array([pose, smile, age, male, glasses], dtype=np.float32)
+        extent = points.max(axis=0) - points.min(axis=0)
+        both = lambda name: (blendshapes[f"{name}Left"] + blendshapes[f"{name}Right"]) / 2  # noqa: E731
+        return {
+            "pose": pose,
+            "smile": smile,
+            "age": age,
+            "gender": male,
+            "eyeglasses": glasses,
+            "face_width": float(extent[0] / width),
+            "face_height": float(extent[1] / height),
+            "au1": blendshapes["browInnerUp"],
+            "au6": both("cheekSquint"),
+            "au9": both("noseSneer"),
+            "au12": smile,
+            "au25_26": blendshapes["jawOpen"],
+        }
+
+
+class ExtendedScorer(TeacherScorer):
+    """The attribute set of the two-stage paper's evaluation: the teachers' five, the face's width and height,
+    apparent race (:mod:`facesteer.attributes.race`) and five action units from MediaPipe's blendshapes
+    (:data:`EXTENDED_ATTRIBUTES`; meanings and ranges in :data:`facesteer.attributes.base.ATTRIBUTES`)."""
+
+    name = "extended"
+    attributes = FACE_ATTRIBUTES + EXTENDED_ATTRIBUTES
+
+    def __init__(self, models: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(models)
+        self._race, _ = load_race_network()
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        """Score images (N, H, W, 3) uint8 -> (N, 16) float32, columns :attr:`attributes`; NaN where no face."""
+        scores = super().score(images)
+        race = race_probabilities(self._race, check_images(images))[:, : len(RACE_ATTRIBUTES)]
+        columns = [self.attributes.index(name) for name in RACE_ATTRIBUTES]
+        found = ~np.isnan(scores[:, 0])
+        scores[np.ix_(found, columns)] = race[found]
+        return scores

@@ -23,6 +23,7 @@ import numpy as np
 from facesteer.boundaries import Boundary, read_npy
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path, write_json
+from facesteer.generators import WEIGHTS_DIR
 
 VECTORS_FILE = "directions.npy"
 SIDECAR_FILE = "directions.json"
@@ -108,6 +109,10 @@ class Directions:
         """The same directions with these names."""
         return replace(self, names=list(names))
 
+    def with_info(self, **info: Any) -> Directions:
+        """The same directions with more in the sidecar."""
+        return replace(self, info={**self.info, **info})
+
     def sidecar(self) -> dict[str, Any]:
         return {
             "method": self.method,
@@ -161,6 +166,29 @@ class Directions:
             names=sidecar.get("names"),
             info={k: v for k, v in sidecar.items() if k not in known},
         )
+
+
+def shipped_directions_folder(generator: str) -> Path:
+    """Where the package keeps the named directions of ``generator`` (``facesteer label`` output)."""
+    return WEIGHTS_DIR / f"directions-{generator}"
+
+
+def load_direction_set(folder: str | os.PathLike[str] | None, generator: str) -> Directions:
+    """The set in ``folder``, or the one shipped for ``generator`` when ``folder`` is None.
+
+    Raises:
+        FacesteerError: no set there (naming the generators that have one shipped).
+    """
+    if folder is not None:
+        return Directions.load(folder)
+    shipped = shipped_directions_folder(generator)
+    if not (shipped / SIDECAR_FILE).is_file():
+        have = sorted(p.name.removeprefix("directions-") for p in WEIGHTS_DIR.glob("directions-*") if p.is_dir())
+        raise FacesteerError(
+            f"no directions are shipped for {generator} (shipped for: {', '.join(have) or 'none'}); "
+            "give --directions FOLDER (from `facesteer discover ...` and `facesteer label`)"
+        )
+    return Directions.load(shipped)
 
 
 def canonical_signs(vectors: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from facesteer.attributes.quality import RealismNet, images_to_input, realism_logits
+from facesteer.attributes.convnet import images_to_input
+from facesteer.attributes.quality import RealismNet, realism_logits
 from facesteer.datasets import evenly_spaced, list_images, load_images
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path, write_json
@@ -92,7 +93,7 @@ def train_quality(
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
             bar.update(1)
         losses.append(total / len(images))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -1,0 +1,147 @@
+"""Naming directions by what they change: the traversal table of the two-stage paper.
+
+For N sampled codes and each direction n_k, the traversal is code + t n_k for t = -T..T in steps of one
+(21 images for T = 10), applied where the set belongs (its space, or its W+ layers). Every image is scored;
+for one sample and one direction, Pearson's r between each attribute and t says how consistently the direction
+moves it. The table is r averaged over the samples whose traversal is fully measured (a face found at every
+step, the attribute not constant): a directions x attributes matrix.
+
+Each attribute is assigned the direction with the largest |r| in its column, and a direction is named after the
+strongest attribute assigned to it (signs flipped so that positive steps raise that attribute). The paper's
+code divides the covariance by the steps' standard deviation only (r times the attribute's spread); this is the
+true Pearson's r, bounded by 1 whatever the attribute's unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from facesteer.attributes.base import AttributeScorer
+from facesteer.discovery.directions import Directions
+from facesteer.editing import shift
+from facesteer.errors import FacesteerError
+from facesteer.generators.base import Generator
+
+
+@dataclass(frozen=True)
+class TraversalTable:
+    """What :func:`traversal_table` measured.
+
+    Attributes:
+        correlation: (K, A) mean Pearson's r of each attribute with the step, per direction.
+        samples: (K, A) how many samples' traversals entered each mean.
+        attributes: the A attribute names.
+        steps: the t values.
+        assigned: attribute -> the direction (row) with the largest |r| for it.
+    """
+
+    correlation: np.ndarray
+    samples: np.ndarray
+    attributes: tuple[str, ...]
+    steps: np.ndarray
+    assigned: dict[str, int]
+
+    def names(self, count: int) -> list[str]:
+        """A name per direction: its strongest assigned attribute, or "" when no attribute chose it."""
+        names = [""] * count
+        for direction in range(count):
+            won = [a for a, k in self.assigned.items() if k == direction]
+            if won:
+                names[direction] = max(won, key=lambda a: abs(self.correlation[direction, self.attributes.index(a)]))
+        return names
+
+    def best(self, attribute: str) -> tuple[int, float, float]:
+        """(direction, its r for ``attribute``, the largest |r| of another attribute along that direction)."""
+        column = self.attributes.index(attribute)
+        direction = self.assigned[attribute]
+        row = np.abs(self.correlation[direction])
+        off_target = np.delete(row, column)
+        return direction, float(self.correlation[direction, column]), float(np.nanmax(off_target, initial=0.0))
+
+
+def pearson_with_steps(scores: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Pearson's r of each traversal's scores with the steps.
+
+    Args:
+        scores: (..., T) one attribute along T steps.
+        steps: (T,) the step values.
+
+    Returns:
+        (...) r; NaN where a traversal has a NaN or does not vary.
+    """
+    centred_steps = steps - steps.mean()
+    centred = scores - scores.mean(axis=-1, keepdims=True)
+    spread = np.sqrt((centred**2).sum(axis=-1)) * np.sqrt((centred_steps**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (centred * centred_steps).sum(axis=-1) / spread
+    return np.where(spread > 0, r, np.nan)
+
+
+def traverse_scores(
+    generator: Generator,
+    directions: Directions,
+    scorer: AttributeScorer,
+    num: int = 200,
+    seed: int = 0,
+    reach: int = 10,
+    indices: Sequence[int] | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Scores of every traversal image: (num, K, 2 reach + 1, A) float32 (NaN where no face was found).
+
+    Samples are rows 0.. of ``seed``; ``indices`` picks directions of the set (default all).
+    """
+    indices = list(range(len(directions))) if indices is None else list(indices)
+    space = "wp" if directions.layers is not None else directions.space
+    directions.boundary(indices[0]).check_applies_to(generator, space)
+    steps = np.arange(-reach, reach + 1, dtype=np.float64)
+    codes = generator.map(generator.sample_z(num, seed), space)
+    out = np.empty((num, len(indices), len(steps), len(scorer.attributes)), np.float32)
+    bar = tqdm(total=num * len(indices), desc="traversals", unit="walk", disable=not progress)
+    for row, code in enumerate(codes):
+        walks = np.concatenate([shift(np.repeat(code[None], len(steps), 0), directions.vectors[k], steps,
+                                      directions.layers) for k in indices])  # fmt: skip
+        scores = scorer.score(generator.synthesize(walks, space))
+        out[row] = scores.reshape(len(indices), len(steps), -1)
+        bar.update(len(indices))
+    bar.close()
+    return out
+
+
+def traversal_table(scores: np.ndarray, attributes: Sequence[str], reach: int = 10) -> TraversalTable:
+    """The directions x attributes table from :func:`traverse_scores`' output (num, K, T, A).
+
+    Raises:
+        FacesteerError: shapes that do not fit, or no traversal measured for any attribute.
+    """
+    if scores.ndim != 4 or scores.shape[2] != 2 * reach + 1 or scores.shape[3] != len(attributes):
+        raise FacesteerError(f"scores must be (N, K, {2 * reach + 1}, {len(attributes)}), got {scores.shape}")
+    steps = np.arange(-reach, reach + 1, dtype=np.float64)
+    r = pearson_with_steps(np.moveaxis(scores.astype(np.float64), 2, 3), steps)  # (N, K, A)
+    counted = (~np.isnan(r)).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        correlation = np.where(counted > 0, np.nansum(r, axis=0) / np.maximum(counted, 1), np.nan)
+    if np.isnan(correlation).all():
+        raise FacesteerError("no traversal was measured (no face found at every step of any walk)")
+    assigned = {a: int(np.nanargmax(np.abs(correlation[:, i]))) for i, a in enumerate(attributes)
+                if not np.isnan(correlation[:, i]).all()}  # fmt: skip
+    return TraversalTable(correlation, counted, tuple(attributes), steps, assigned)
+
+
+def named_directions(directions: Directions, table: TraversalTable, indices: Sequence[int]) -> Directions:
+    """The traversed directions (rows ``indices`` of the set), named by the table and signed so that positive
+    steps raise the attribute each is named after; the table rides along in the sidecar."""
+    names = table.names(len(indices))
+    signs = np.array([-1.0 if name and table.correlation[row, table.attributes.index(name)] < 0 else 1.0
+                      for row, name in enumerate(names)])  # fmt: skip
+    vectors = directions.vectors[list(indices)].astype(np.float64) * signs[:, None]
+    info = {**directions.info, "source_rows": list(indices), "signs": signs.tolist(), "traversal": {
+        "attributes": list(table.attributes), "correlation": np.round(table.correlation * signs[:, None], 4).tolist(),
+        "samples": table.samples.tolist(), "reach": int(table.steps[-1])}}  # fmt: skip
+    values = None if directions.values is None else directions.values[list(indices)]
+    return Directions(vectors, directions.method, directions.generator, directions.space, directions.layers,
+                      values, names, info)  # fmt: skip
