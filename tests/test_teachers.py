@@ -121,3 +121,24 @@ def test_parallel_scoring_gives_the_same_scores(faces_and_scores):
 def test_parallel_scorer_reports_missing_files_before_starting_workers(tmp_path):
     with pytest.raises(FacesteerError, match=r"face_landmarker\.task not found"):
         load_scorer("teachers", tmp_path, workers=2)
+
+
+@requires_models
+def test_the_extended_scorer_adds_size_race_and_action_units(faces_and_scores, teachers):
+    from facesteer.attributes import load_scorer
+    from facesteer.attributes.base import EXTENDED_ATTRIBUTES, FACE_ATTRIBUTES
+
+    faces, scores = faces_and_scores
+    with load_scorer("extended") as extended:
+        assert extended.attributes == FACE_ATTRIBUTES + EXTENDED_ATTRIBUTES
+        more = extended.score(np.concatenate([faces[:12], np.zeros((1, 64, 64, 3), np.uint8)]))
+    assert more.shape == (13, 16) and np.isnan(more[12]).all()  # a blank image: no face, no race either
+    found = ~np.isnan(more[:12, 0])
+    np.testing.assert_array_equal(more[:12, :5], scores[:12])  # the teachers' five, unchanged
+    columns = {name: more[:12][found, i] for i, name in enumerate(extended.attributes)}
+    race = np.stack([columns[f"race_{r}"] for r in ("white", "black", "asian", "indian")], axis=1)
+    assert np.all(race >= 0) and np.all(race.sum(axis=1) <= 1 + 1e-6)
+    for unit in ("au1", "au6", "au9", "au12", "au25_26"):
+        assert np.all((columns[unit] >= 0) & (columns[unit] <= 1))
+    np.testing.assert_array_equal(columns["au12"], columns["smile"])
+    assert np.all((columns["face_width"] > 0.2) & (columns["face_width"] < 1.2))

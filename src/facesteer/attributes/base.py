@@ -65,9 +65,9 @@ def _blendshape(name: str, blendshapes: str, action: str) -> Attribute:
 ATTRIBUTES |= {
     a.name: a
     for a in [
-        Attribute("face_width", "fraction of the image width", "0 to 1 (generated faces: about 0.5 to 0.8)",
+        Attribute("face_width", "fraction of the image width", "0 to about 1 (UTKFace-like crops: 0.8 to 0.95)",
                   "width of MediaPipe's 478 face landmarks' bounding box over the image's width"),
-        Attribute("face_height", "fraction of the image height", "0 to 1 (generated faces: about 0.6 to 0.9)",
+        Attribute("face_height", "fraction of the image height", "0 to about 1 (above 1: landmarks past the edge)",
                   "height of MediaPipe's 478 face landmarks' bounding box over the image's height"),
         *(Attribute(f"race_{race}", "probability", "0 to 1",
                     f"probability that UTKFace's annotators would label the face {race.title()} (the race network, "
