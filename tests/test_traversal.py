@@ -63,6 +63,13 @@ def test_a_sample_without_a_face_somewhere_is_left_out_of_the_mean():
         traversal_table(scores[:, :, :5], ("smile", "age"))
 
 
+def test_identity_is_correlated_with_the_distance_from_the_centre():
+    scores = synthetic_scores()
+    distance = np.broadcast_to(np.abs(STEPS)[None, None, :, None], (*scores.shape[:3], 1))
+    table = traversal_table(np.concatenate([scores, distance], axis=3), ("smile", "age", "identity"))
+    np.testing.assert_allclose(table.correlation[:, 2], 1.0)  # against t it would be 0 by symmetry
+
+
 def test_named_directions_point_toward_more_of_their_attribute():
     found = Directions(np.eye(3, 5), "sefa", "gen", "z")
     table = traversal_table(synthetic_scores(), ("smile", "age"))
@@ -77,9 +84,10 @@ def test_named_directions_point_toward_more_of_their_attribute():
 def test_label_from_the_command_line(run, generator, tmp_path):
     sefa(generator).save(tmp_path / "sefa")
     result = run("label", str(tmp_path / "sefa"), "--scorer", "predictor", "--num", "3", "--directions", "4",
-                 "--reach", "2", "--json")  # fmt: skip
+                 "--reach", "2", "--identity", "--workers", "1", "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert printed["count"] == 4 and printed["num"] == 3 and len(printed["traversal"]["correlation"]) == 4
+    assert printed["traversal"]["attributes"][-1] == "identity"
     labelled = tmp_path / "sefa" / "labelled"
     assert (labelled / "table.png").is_file() and Directions.load(labelled).names is not None

@@ -945,6 +945,7 @@ def label(
     seed: int = typer.Option(0, "--seed", min=0),
     out: Path | None = typer.Option(None, "--out", "-o", help="folder (default DIRECTIONS/labelled)"),
     boundaries: Path | None = typer.Option(None, "--boundaries", help="InterFaceGAN boundaries to compare with"),
+    identity: bool = typer.Option(False, "--identity", help="also the identity distance to each walk's centre"),
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
     as_json: bool = JsonOption,
@@ -959,10 +960,12 @@ def label(
     found = Directions.load(directions_path)
     indices = list(range(min(count, len(found))))
     out = out or directions_path / "labelled"
-    with load_scorer(scorer, models, workers, generator=model.name) as measure:
+    with contextlib.ExitStack() as stack:
+        measure = stack.enter_context(load_scorer(scorer, models, workers, generator=model.name))
+        embedder = stack.enter_context(load_scorer("identity", workers=workers)) if identity else None
         scores = traverse_scores(model, found, measure, num=num, seed=seed, reach=reach, indices=indices,
-                                 progress=not as_json)  # fmt: skip
-        attributes = tuple(measure.attributes)
+                                 identity=embedder, progress=not as_json)  # fmt: skip
+        attributes = tuple(measure.attributes) + (("identity",) if identity else ())
     table = traversal_table(scores, attributes, reach)
     named = named_directions(found, table, indices)
     cosines = boundary_cosines(named, boundaries) if boundaries else {}

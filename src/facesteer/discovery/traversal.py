@@ -10,6 +10,9 @@ Each attribute is assigned the direction with the largest |r| in its column, and
 strongest attribute assigned to it (signs flipped so that positive steps raise that attribute). The paper's
 code divides the covariance by the steps' standard deviation only (r times the attribute's spread); this is the
 true Pearson's r, bounded by 1 whatever the attribute's unit.
+
+Identity, optionally: the dlib distance of each step's face to the walk's centre face (t = 0). It grows both
+ways, so its r is taken with |t|: 1 means the person changes steadily away from the centre.
 """
 
 from __future__ import annotations
@@ -89,24 +92,32 @@ def traverse_scores(
     seed: int = 0,
     reach: int = 10,
     indices: Sequence[int] | None = None,
+    identity: AttributeScorer | None = None,
     progress: bool = True,
 ) -> np.ndarray:
     """Scores of every traversal image: (num, K, 2 reach + 1, A) float32 (NaN where no face was found).
 
-    Samples are rows 0.. of ``seed``; ``indices`` picks directions of the set (default all).
+    Samples are rows 0.. of ``seed``; ``indices`` picks directions of the set (default all). With ``identity``
+    (the ``identity`` scorer's embeddings) a last column holds each face's distance to its walk's centre face.
     """
     indices = list(range(len(directions))) if indices is None else list(indices)
     space = "wp" if directions.layers is not None else directions.space
     directions.boundary(indices[0]).check_applies_to(generator, space)
     steps = np.arange(-reach, reach + 1, dtype=np.float64)
     codes = generator.map(generator.sample_z(num, seed), space)
-    out = np.empty((num, len(indices), len(steps), len(scorer.attributes)), np.float32)
+    columns = len(scorer.attributes) + (identity is not None)
+    out = np.empty((num, len(indices), len(steps), columns), np.float32)
     bar = tqdm(total=num * len(indices), desc="traversals", unit="walk", disable=not progress)
     for row, code in enumerate(codes):
         walks = np.concatenate([shift(np.repeat(code[None], len(steps), 0), directions.vectors[k], steps,
                                       directions.layers) for k in indices])  # fmt: skip
-        scores = scorer.score(generator.synthesize(walks, space))
-        out[row] = scores.reshape(len(indices), len(steps), -1)
+        faces = generator.synthesize(walks, space)
+        scores = scorer.score(faces).reshape(len(indices), len(steps), -1)
+        if identity is not None:
+            embeddings = identity.score(faces).reshape(len(indices), len(steps), -1).astype(np.float64)
+            distance = np.linalg.norm(embeddings - embeddings[:, reach : reach + 1], axis=2)  # NaN: no face
+            scores = np.concatenate([scores, distance[:, :, None]], axis=2)
+        out[row] = scores
         bar.update(len(indices))
     bar.close()
     return out
@@ -122,6 +133,9 @@ def traversal_table(scores: np.ndarray, attributes: Sequence[str], reach: int = 
         raise FacesteerError(f"scores must be (N, K, {2 * reach + 1}, {len(attributes)}), got {scores.shape}")
     steps = np.arange(-reach, reach + 1, dtype=np.float64)
     r = pearson_with_steps(np.moveaxis(scores.astype(np.float64), 2, 3), steps)  # (N, K, A)
+    if "identity" in attributes:  # a distance to the centre: correlated with |t|
+        column = list(attributes).index("identity")
+        r[..., column] = pearson_with_steps(scores[:, :, :, column].astype(np.float64), np.abs(steps))
     counted = (~np.isnan(r)).sum(axis=0)
     with np.errstate(invalid="ignore"):
         correlation = np.where(counted > 0, np.nansum(r, axis=0) / np.maximum(counted, 1), np.nan)
