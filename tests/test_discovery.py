@@ -89,6 +89,14 @@ def test_sefa_on_a_style_generator_keeps_its_layers_and_is_deterministic(utkface
     assert np.array_equal(sefa(utkface64).vectors, every.vectors)
 
 
+def test_ganspace_chunks_cover_every_sample_and_fold_a_short_tail():
+    from facesteer.discovery.ganspace import _chunks
+
+    assert list(_chunks(10, 4, 3)) == [(0, 4), (4, 6)]  # a tail of 2 < 3 joins the chunk before it
+    assert list(_chunks(10, 4, 2)) == [(0, 4), (4, 4), (8, 2)]
+    assert list(_chunks(3, 4, 5)) == [(0, 3)]
+
+
 def test_ganspace_in_w_matches_a_full_pca_of_the_same_codes(utkface64):
     found = ganspace(utkface64, num=3000, components=5, seed=3, chunk=1000, progress=False)
     w = utkface64.map(utkface64.sample_z(3000, seed=3), "w").astype(np.float64)
@@ -132,6 +140,13 @@ def test_directions_round_trip_and_refuse_bad_files(tmp_path):
         Directions.load(tmp_path / "set")
     with pytest.raises(FacesteerError, match="non-zero"):
         Directions(np.zeros((1, 3)), "sefa", "gen", "z")
+    for key, value, message in [("layers", [-1], "layers must be"), ("values", ["x"] * 3, "values must be"),
+                                ("names", [1, 2, 3], "names must be")]:  # fmt: skip
+        saved.save(tmp_path / key)
+        sidecar = json.loads((tmp_path / key / "directions.json").read_text())
+        (tmp_path / key / "directions.json").write_text(json.dumps(sidecar | {key: value}))
+        with pytest.raises(FacesteerError, match=message):
+            Directions.load(tmp_path / key)
 
 
 def test_discover_sefa_writes_directions_and_a_picture(run, tmp_path):
@@ -207,6 +222,12 @@ def test_stage_two_starts_from_an_sdd_run_and_trains_only_the_matrix(generator, 
         discovery(generator, tmp_path / "x", method="dth", start=str(tmp_path / "dth"))
     with pytest.raises(FacesteerError, match="has 4 directions"):
         discovery(generator, tmp_path / "y", method="dth", start=str(tmp_path / "sdd"), directions=5)
+    # a stage-2 run resumes from its own checkpoint even when its SDD folder is gone
+    discovery(generator, tmp_path / "dth2", method="dth", start=str(tmp_path / "sdd"), steps=1).train()
+    import shutil
+
+    shutil.rmtree(tmp_path / "sdd")
+    assert discovery(generator, tmp_path / "dth2", method="dth", start=str(tmp_path / "sdd"), steps=2).step == 1
 
 
 def test_a_run_folder_refuses_other_options(generator, tmp_path):
@@ -215,6 +236,14 @@ def test_a_run_folder_refuses_other_options(generator, tmp_path):
         discovery(generator, tmp_path / "run", seed=1)
     (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(FacesteerError, match="cannot read checkpoint"):
+        discovery(generator, tmp_path / "run")
+    from facesteer.training.state import write_checkpoint
+
+    write_checkpoint(tmp_path / "run" / "checkpoint.safetensors", {"matrix": torch.zeros(100, 4)}, {})
+    with pytest.raises(FacesteerError, match="not a checkpoint of this run"):
+        discovery(generator, tmp_path / "run")
+    (tmp_path / "run" / "options.json").write_text("{")
+    with pytest.raises(FacesteerError, match="is corrupt"):
         discovery(generator, tmp_path / "run")
 
 
@@ -240,6 +269,9 @@ def test_edit_along_a_named_direction(run, generator, tmp_path):
     one_line_error(run("edit", "--direction", "smile", "--directions", str(tmp_path / "set"), "--out",
                        str(tmp_path / "x.png")), "no direction 'smile'")  # fmt: skip
     one_line_error(run("edit", "--out", str(tmp_path / "x.png")), "either --boundary FILE or --direction NAME")
+    sefa(load_generator("stylegan2-utkface64"), [0, 1]).save(tmp_path / "early")
+    one_line_error(run("edit", "-g", "stylegan2-utkface64", "--direction", "0", "--directions", str(tmp_path / "early"),
+                       "--space", "w", "--out", str(tmp_path / "x.png")), "edit in wp")  # fmt: skip
     one_line_error(run("edit", "-g", "stylegan2-anime64", "--direction", "pose", "--out", str(tmp_path / "x.png")),
                    "no directions are shipped for stylegan2-anime64")  # fmt: skip
 

@@ -48,6 +48,14 @@ def test_hessian_penalty_of_a_cubic_is_sixteen_z0_squared(z0):
     assert penalty.item() == pytest.approx(16 * z0**2, rel=0.03)
 
 
+def test_the_variance_over_draws_is_unbiased():
+    # f = z0 z1: each draw gives D = 2 v0 v1 = +-2; two draws that differ, {2, -2}, have unbiased variance 8
+    # (the biased estimate would be 4)
+    z = torch.zeros(1, 2, dtype=torch.float64)
+    draws = [hessian_penalty(lambda x: x[:, :1] * x[:, 1:], z, k=2, generator=seeded(s)).item() for s in range(20)]
+    assert {round(value, 6) for value in draws} == {0.0, 8.0}
+
+
 def test_max_and_mean_reduce_over_output_elements():
     z = torch.zeros(1, 3, dtype=torch.float64)
     # element 0: z0 z1 (penalty 4); element 1: 3 z1 z2 (2 * 2 * 9 = 36); element 2: separable (0)

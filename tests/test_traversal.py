@@ -63,11 +63,16 @@ def test_a_sample_without_a_face_somewhere_is_left_out_of_the_mean():
         traversal_table(scores[:, :, :5], ("smile", "age"))
 
 
-def test_identity_is_correlated_with_the_distance_from_the_centre():
+def test_identity_is_correlated_with_the_distance_from_the_centre_and_names_nothing():
     scores = synthetic_scores()
-    distance = np.broadcast_to(np.abs(STEPS)[None, None, :, None], (*scores.shape[:3], 1))
+    distance = np.broadcast_to(np.abs(STEPS)[None, None, :, None], (*scores.shape[:3], 1)).copy()
+    distance[:, 2] *= 3  # the person changes fastest along the age direction
     table = traversal_table(np.concatenate([scores, distance], axis=3), ("smile", "age", "identity"))
     np.testing.assert_allclose(table.correlation[:, 2], 1.0)  # against t it would be 0 by symmetry
+    assert "identity" not in table.assigned and table.names(3) == ["", "smile", "age"]
+    assert table.best("age")[2] < 0.5  # identity is not an off-target change
+    named = named_directions(Directions(np.eye(3, 5), "sefa", "gen", "z"), table, [0, 1, 2])
+    assert named.info["signs"][2] == -1 and named.info["traversal"]["correlation"][2][2] == pytest.approx(1.0)
 
 
 def test_named_directions_point_toward_more_of_their_attribute():

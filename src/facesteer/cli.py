@@ -419,6 +419,8 @@ def edit(
     else:
         found = load_direction_set(directions, model.name)
         chosen_direction = found.boundary(direction)
+        if found.layers is not None and space not in (None, "wp"):
+            raise FacesteerError(f"this set's directions are for W+ rows {found.layers}: edit in wp (the default)")
         space = space or ("wp" if found.layers is not None else found.space)
         chosen = wp_layers(model, space, layers) if layers else (found.layers if space == "wp" else None)
     chosen_direction.check_applies_to(model, space)
@@ -925,8 +927,9 @@ def discover_latent(
     from facesteer.discovery.latent import DiscoveryOptions, LatentDiscovery
     from facesteer.training.stylegan2 import resolve_device
 
+    start_folder = str(start.resolve()) if start else None
     options = DiscoveryOptions(method=method, directions=directions, steps=steps, batch_size=batch_size, seed=seed,
-                               checkpoint_every=checkpoint_every, start=str(start) if start else None)  # fmt: skip
+                               checkpoint_every=checkpoint_every, start=start_folder)  # fmt: skip
     model = load_generator(generator)
     run = LatentDiscovery(model, options, out, device=resolve_device(device), progress=not as_json)
     found = run.train()
@@ -959,7 +962,8 @@ def label(
     model = load_generator(generator)
     found = Directions.load(directions_path)
     indices = list(range(min(count, len(found))))
-    out = out or directions_path / "labelled"
+    folder = directions_path.parent if directions_path.suffix == ".npy" else directions_path
+    out = out or folder / "labelled"
     with contextlib.ExitStack() as stack:
         measure = stack.enter_context(load_scorer(scorer, models, workers, generator=model.name))
         embedder = stack.enter_context(load_scorer("identity", workers=workers)) if identity else None
@@ -977,7 +981,7 @@ def label(
         if attribute in table.assigned:
             k, r, off = table.best(attribute)
             cosine = cosines.get(attribute, float("nan"))
-            r *= named.info["signs"][k]
+            r *= named.info["signs"][k]  # the table's direction was flipped to raise its attribute
             rows.append([attribute, named.label(k), f"{r:+.3f}", f"{off:.3f}", f"{cosine:.3f}"])
     if as_json:
         _print_json({"out": str(out), **named.sidecar()})

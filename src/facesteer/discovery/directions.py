@@ -105,6 +105,27 @@ class Directions:
         return Boundary(self.vectors[index : index + 1], self.label(index), self.space, self.generator,
                         info={"method": self.method, "index": index, "layers": self.layers})  # fmt: skip
 
+    @classmethod
+    def from_boundaries(cls, boundaries: list[Boundary]) -> Directions:
+        """InterFaceGAN boundaries as a set (method ``interfacegan``, each named after its attribute), so they can
+        be traversed and compared like discovered directions.
+
+        Raises:
+            FacesteerError: no boundaries, or boundaries of different generators or spaces.
+        """
+        if not boundaries:
+            raise FacesteerError("no boundaries given")
+        first = boundaries[0]
+        for boundary in boundaries[1:]:
+            if (boundary.generator, boundary.space) != (first.generator, first.space):
+                raise FacesteerError(
+                    f"boundaries of {first.generator} in {first.space} and {boundary.generator} in "
+                    f"{boundary.space} do not make one set"
+                )
+        vectors = np.concatenate([b.normal for b in boundaries])
+        return cls(vectors, "interfacegan", first.generator or "unknown", first.space,
+                   names=[b.attribute for b in boundaries])  # fmt: skip
+
     def named(self, names: list[str]) -> Directions:
         """The same directions with these names."""
         return replace(self, names=list(names))
@@ -155,15 +176,22 @@ class Directions:
             raise FacesteerError(f"{folder / SIDECAR_FILE} lacks method, generator or space")
         if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
             raise FacesteerError(f"{folder / VECTORS_FILE} holds {vectors.dtype} {vectors.shape}, not (K, d) floats")
+        layers, values, names = sidecar.get("layers"), sidecar.get("values"), sidecar.get("names")
+        if layers is not None and not (isinstance(layers, list) and all(type(i) is int and i >= 0 for i in layers)):
+            raise FacesteerError(f"{folder / SIDECAR_FILE}: layers must be a list of W+ row indices >= 0")
+        if values is not None and not (isinstance(values, list) and all(isinstance(v, (int, float)) for v in values)):
+            raise FacesteerError(f"{folder / SIDECAR_FILE}: values must be a list of numbers")
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise FacesteerError(f"{folder / SIDECAR_FILE}: names must be a list of strings")
         known = {"method", "generator", "space", "count", "dim", "layers", "values", "names"}
         return cls(
             vectors=vectors,
             method=str(sidecar["method"]),
             generator=str(sidecar["generator"]),
             space=str(sidecar["space"]),
-            layers=sidecar.get("layers"),
-            values=None if sidecar.get("values") is None else np.asarray(sidecar["values"], dtype=np.float64),
-            names=sidecar.get("names"),
+            layers=layers,
+            values=None if values is None else np.asarray(values, dtype=np.float64),
+            names=names,
             info={k: v for k, v in sidecar.items() if k not in known},
         )
 

@@ -28,9 +28,14 @@ DEFAULT_SAMPLES = 300_000
 DEFAULT_COMPONENTS = 64
 
 
-def _chunks(num: int, chunk: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, num, chunk):
-        yield start, min(chunk, num - start)
+def _chunks(num: int, chunk: int, minimum: int = 1) -> Iterator[tuple[int, int]]:
+    """(start, size) of consecutive chunks covering 0..num-1; a tail shorter than ``minimum`` joins the chunk
+    before it (IncrementalPCA needs every batch at least as long as its components)."""
+    starts = list(range(0, num, chunk))
+    if len(starts) > 1 and num - starts[-1] < minimum:
+        starts.pop()
+    for index, start in enumerate(starts):
+        yield start, (starts[index + 1] if index + 1 < len(starts) else num) - start
 
 
 @torch.inference_mode()
@@ -74,9 +79,7 @@ def ganspace(
         raise FacesteerError(f"num ({num}) and chunk ({chunk}) must be at least components ({components})")
     pca = IncrementalPCA(n_components=components)
     bar = tqdm(total=num, unit="sample", desc="GANSpace PCA", disable=not progress)
-    for start, size in _chunks(num, chunk):
-        if size < components:  # IncrementalPCA needs a batch at least n_components long: fold it into the last
-            break
+    for start, size in _chunks(num, chunk, components):
         pca.partial_fit(_features(generator, generator.sample_z(size, seed, start)).astype(np.float64))
         bar.update(size)
     bar.close()

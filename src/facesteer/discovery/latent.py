@@ -183,6 +183,9 @@ class LatentDiscovery:
     # ------------------------------------------------------------------------------------------ set-up
 
     def _initial_matrix(self) -> torch.Tensor:
+        if self.options.start is None or (self.out / CHECKPOINT).is_file():  # a resumed run reads A from it
+            rng = torch.Generator().manual_seed(self.options.seed)
+            return orthonormalize(torch.randn(self.dim, self.count, generator=rng))
         if self.options.start is None:
             rng = torch.Generator().manual_seed(self.options.seed)
             return orthonormalize(torch.randn(self.dim, self.count, generator=rng))
@@ -205,7 +208,10 @@ class LatentDiscovery:
     def _check_or_write_options(self) -> None:
         path = self.out / OPTIONS
         if path.is_file():
-            recorded = json.loads(path.read_text())
+            try:
+                recorded = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise FacesteerError(f"{path} is corrupt: {error}") from None
             if recorded != json.loads(json.dumps(self._identity())):
                 raise FacesteerError(f"{self.out} holds a run with other options or generator; use a new --out")
         else:
@@ -225,10 +231,13 @@ class LatentDiscovery:
         tensors, metadata = read_checkpoint(self.out / CHECKPOINT)
         if tensors.get("matrix") is None or tuple(tensors["matrix"].shape) != tuple(self.matrix.shape):
             raise FacesteerError(f"{self.out / CHECKPOINT} does not hold a {self.dim} x {self.count} direction matrix")
-        with torch.no_grad():
-            self.matrix.copy_(tensors.pop("matrix"))
-        restore_state(tensors, self._modules(), {"optimizer": self.optimizer}, self.device)
-        self.step, self.seconds = int(metadata["step"]), float(metadata["seconds"])
+        try:
+            with torch.no_grad():
+                self.matrix.copy_(tensors.pop("matrix"))
+            restore_state(tensors, self._modules(), {"optimizer": self.optimizer}, self.device)
+            self.step, self.seconds = int(metadata["step"]), float(metadata["seconds"])
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise FacesteerError(f"{self.out / CHECKPOINT} is not a checkpoint of this run: {error}") from None
 
     # ---------------------------------------------------------------------------------------- training
 

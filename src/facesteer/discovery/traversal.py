@@ -29,6 +29,17 @@ from facesteer.editing import shift
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 
+#: attributes measured against |t| (a distance from the walk's centre): they name no direction, count as no
+#: direction's off-target change, and keep their sign when a direction is flipped
+UNSIGNED = ("identity",)
+
+
+def direction_signs_matrix(signs: np.ndarray, attributes: Sequence[str]) -> np.ndarray:
+    """(K, A) factors that flip each direction's r where its sign was flipped, except for :data:`UNSIGNED`."""
+    factors = np.repeat(np.asarray(signs, dtype=np.float64)[:, None], len(attributes), axis=1)
+    factors[:, [i for i, a in enumerate(attributes) if a in UNSIGNED]] = 1.0
+    return factors
+
 
 @dataclass(frozen=True)
 class TraversalTable:
@@ -39,7 +50,7 @@ class TraversalTable:
         samples: (K, A) how many samples' traversals entered each mean.
         attributes: the A attribute names.
         steps: the t values.
-        assigned: attribute -> the direction (row) with the largest |r| for it.
+        assigned: attribute -> the direction (row) with the largest |r| for it (not for :data:`UNSIGNED`).
     """
 
     correlation: np.ndarray
@@ -61,8 +72,8 @@ class TraversalTable:
         """(direction, its r for ``attribute``, the largest |r| of another attribute along that direction)."""
         column = self.attributes.index(attribute)
         direction = self.assigned[attribute]
-        row = np.abs(self.correlation[direction])
-        off_target = np.delete(row, column)
+        others = [i for i, name in enumerate(self.attributes) if i != column and name not in UNSIGNED]
+        off_target = np.abs(self.correlation[direction, others])
         return direction, float(self.correlation[direction, column]), float(np.nanmax(off_target, initial=0.0))
 
 
@@ -142,7 +153,7 @@ def traversal_table(scores: np.ndarray, attributes: Sequence[str], reach: int = 
     if np.isnan(correlation).all():
         raise FacesteerError("no traversal was measured (no face found at every step of any walk)")
     assigned = {a: int(np.nanargmax(np.abs(correlation[:, i]))) for i, a in enumerate(attributes)
-                if not np.isnan(correlation[:, i]).all()}  # fmt: skip
+                if a not in UNSIGNED and not np.isnan(correlation[:, i]).all()}  # fmt: skip
     return TraversalTable(correlation, counted, tuple(attributes), steps, assigned)
 
 
@@ -154,7 +165,8 @@ def named_directions(directions: Directions, table: TraversalTable, indices: Seq
                       for row, name in enumerate(names)])  # fmt: skip
     vectors = directions.vectors[list(indices)].astype(np.float64) * signs[:, None]
     info = {**directions.info, "source_rows": list(indices), "signs": signs.tolist(), "traversal": {
-        "attributes": list(table.attributes), "correlation": np.round(table.correlation * signs[:, None], 4).tolist(),
+        "attributes": list(table.attributes),
+        "correlation": np.round(table.correlation * direction_signs_matrix(signs, table.attributes), 4).tolist(),
         "samples": table.samples.tolist(), "reach": int(table.steps[-1])}}  # fmt: skip
     values = None if directions.values is None else directions.values[list(indices)]
     return Directions(vectors, directions.method, directions.generator, directions.space, directions.layers,

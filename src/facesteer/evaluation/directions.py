@@ -10,7 +10,7 @@ import numpy as np
 
 from facesteer.boundaries import Boundary
 from facesteer.discovery.directions import Directions
-from facesteer.discovery.traversal import TraversalTable
+from facesteer.discovery.traversal import TraversalTable, direction_signs_matrix
 from facesteer.generators.base import Generator
 from facesteer.images import save_png
 from facesteer.training.run_boundaries import boundary_path
@@ -38,7 +38,7 @@ def boundary_cosines(named: Directions, folder: str | os.PathLike[str]) -> dict[
 def label_figures(generator: Generator, named: Directions, table: TraversalTable, out: Path, seed: int = 0) -> None:
     """``out/table.png`` (directions x attributes r) and ``out/strips.png`` (one face along each named direction)."""
     labels = [named.label(k) for k in range(len(named))]
-    signed = table.correlation * np.array(named.info.get("signs", 1.0)).reshape(-1, 1)
+    signed = table.correlation * direction_signs_matrix(named.info.get("signs", [1.0] * len(named)), table.attributes)
     title = f"{named.method} on {named.generator}: mean Pearson r with the step"
     save_heatmap(out / "table.png", signed, labels, list(table.attributes), title)
     chosen = [k for k in range(len(named)) if named.names and named.names[k]]

@@ -117,8 +117,9 @@ class StyleBasedGenerator(Generator):
         self.check_codes(z, "z")
         out = []
         for lo in range(0, len(z), batch_size):
-            w = self.mapping(torch.from_numpy(np.array(z[lo : lo + batch_size], dtype=np.float32)))
-            out.append((w if space == "w" else self.broadcast(w)).numpy())
+            batch = torch.from_numpy(np.array(z[lo : lo + batch_size], dtype=np.float32)).to(self.w_avg.device)
+            w = self.mapping(batch)
+            out.append((w if space == "w" else self.broadcast(w)).cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, *self.space_shape(space)), np.float32)
 
     def synthesize_tensor(self, codes: torch.Tensor, space: str = "z") -> torch.Tensor:

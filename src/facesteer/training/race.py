@@ -87,7 +87,10 @@ def train_race(
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
 
-    predicted = race_probabilities(network, held_images).argmax(axis=1)
+    state = {k: v.detach().to(torch.float16 if v.dtype.is_floating_point else v.dtype).contiguous()
+             for k, v in network.state_dict().items()}  # fmt: skip
+    network.load_state_dict({k: v.float() if v.dtype.is_floating_point else v for k, v in state.items()})
+    predicted = race_probabilities(network, held_images).argmax(axis=1)  # the shipped (fp16) weights
     recall = {race: float(np.mean(predicted[held_labels == code] == code)) if np.any(held_labels == code) else None
               for code, race in enumerate(RACES)}  # fmt: skip
     card = {
@@ -106,8 +109,6 @@ def train_race(
         "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
         "command": f"facesteer train-race --data {data} --epochs {epochs} --seed {seed} --out {os.path.relpath(out)}",
     }
-    state = {k: v.detach().to(torch.float16 if v.dtype.is_floating_point else v.dtype).contiguous()
-             for k, v in network.state_dict().items()}  # fmt: skip
     with atomic_path(out) as temporary:
         save_file(state, str(temporary), metadata={"card": json.dumps(card)})
     write_json(out.with_suffix(".json"), card)
