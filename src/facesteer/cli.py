@@ -908,6 +908,23 @@ def discover_ganspace(
     _finish_directions(model, directions, out, show, seed, as_json)
 
 
+@discover_app.command("boundaries")
+def discover_boundaries(
+    files: list[Path] = typer.Argument(..., help="boundary .npy files of one generator and space"),
+    out: Path = DirectionsOutOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """InterFaceGAN boundaries as a direction set (each named after its attribute), to label and compare."""
+    from facesteer.boundaries import Boundary
+    from facesteer.discovery import Directions
+
+    found = Directions.from_boundaries([Boundary.load(path) for path in files])
+    found.save(out)
+    if as_json:
+        _print_json({"out": str(out), **found.sidecar()})
+        return
+    console.print(f"wrote {out}: {len(found)} boundaries of {found.generator} in {found.space.upper()}")
+
 @discover_app.command("latent")
 def discover_latent(
     out: Path = DirectionsOutOption,
