@@ -15,18 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-SAME_MEASURE = {frozenset({"au12", "smile"})}
+from facesteer.discovery.traversal import SAME_MEASURE, UNSIGNED
 
 
 def best_and_off_target(correlation: np.ndarray, attributes: list[str], attribute: str) -> tuple[float, float, int]:
-    """(best |r| for ``attribute``, the largest |r| of another attribute along that direction, the direction)."""
+    """(best |r| for ``attribute``, the largest |r| of another attribute along that direction, the direction),
+    as ``TraversalTable.best`` counts them."""
     column = attributes.index(attribute)
     magnitude = np.abs(correlation)
     if np.isnan(magnitude[:, column]).all():
         return float("nan"), float("nan"), -1
     direction = int(np.nanargmax(magnitude[:, column]))
-    others = [i for i, name in enumerate(attributes)
-              if i != column and frozenset({name, attribute}) not in SAME_MEASURE]  # fmt: skip
+    others = [i for i, name in enumerate(attributes) if i != column and name not in UNSIGNED
+              and frozenset({name, attribute}) not in SAME_MEASURE]  # fmt: skip
     return float(magnitude[direction, column]), float(np.nanmax(magnitude[direction, others])), direction
 
 

@@ -925,6 +925,7 @@ def discover_boundaries(
         return
     console.print(f"wrote {out}: {len(found)} boundaries of {found.generator} in {found.space.upper()}")
 
+
 @discover_app.command("latent")
 def discover_latent(
     out: Path = DirectionsOutOption,

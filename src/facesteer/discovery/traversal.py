@@ -34,6 +34,10 @@ from facesteer.generators.base import Generator
 UNSIGNED = ("identity",)
 
 
+#: pairs of attributes that are one measurement (AU12 is the smile blendshape): neither is the other's off-target
+SAME_MEASURE = (frozenset({"au12", "smile"}),)
+
+
 def direction_signs_matrix(signs: np.ndarray, attributes: Sequence[str]) -> np.ndarray:
     """(K, A) factors that flip each direction's r where its sign was flipped, except for :data:`UNSIGNED`."""
     factors = np.repeat(np.asarray(signs, dtype=np.float64)[:, None], len(attributes), axis=1)
@@ -69,10 +73,12 @@ class TraversalTable:
         return names
 
     def best(self, attribute: str) -> tuple[int, float, float]:
-        """(direction, its r for ``attribute``, the largest |r| of another attribute along that direction)."""
+        """(direction, its r for ``attribute``, the largest |r| of another attribute along that direction: not
+        counting :data:`UNSIGNED` ones, nor one that is the same measurement (:data:`SAME_MEASURE`))."""
         column = self.attributes.index(attribute)
         direction = self.assigned[attribute]
-        others = [i for i, name in enumerate(self.attributes) if i != column and name not in UNSIGNED]
+        others = [i for i, name in enumerate(self.attributes) if i != column and name not in UNSIGNED
+                  and frozenset({name, attribute}) not in SAME_MEASURE]  # fmt: skip
         off_target = np.abs(self.correlation[direction, others])
         return direction, float(self.correlation[direction, column]), float(np.nanmax(off_target, initial=0.0))
 
