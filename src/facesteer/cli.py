@@ -936,6 +936,7 @@ def discover_latent(
     steps: int = typer.Option(100_000, "--steps", min=1, help="optimisation steps (the paper: 100,000 on a GPU)"),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     seed: int = typer.Option(0, "--seed", min=0),
+    penalty_lr: float = typer.Option(1e-3, "--penalty-lr", min=0.0, help="Adam's lr for shp, dth, dtj (paper: 0.01)"),
     checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=1, help="steps between checkpoints"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     show: int = ShowOption,
@@ -947,7 +948,8 @@ def discover_latent(
 
     start_folder = str(start.resolve()) if start else None
     options = DiscoveryOptions(method=method, directions=directions, steps=steps, batch_size=batch_size, seed=seed,
-                               checkpoint_every=checkpoint_every, start=start_folder)  # fmt: skip
+                               checkpoint_every=checkpoint_every, start=start_folder,
+                               penalty_learning_rate=penalty_lr)  # fmt: skip
     model = load_generator(generator)
     run = LatentDiscovery(model, options, out, device=resolve_device(device), progress=not as_json)
     found = run.train()

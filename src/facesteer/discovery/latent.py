@@ -8,14 +8,16 @@ paper) or Z (the default DCGAN):
   k (cross-entropy) and eps (mean absolute error, weight 0.25). A and R train together (Adam, lr 1e-4).
 - ``shp``: the Hessian penalty alone, A from a random start, no reconstructor.
 - ``hdp``: both at once, CE + 0.25 MAE + 0.5 HP.
-- ``dth`` (stage 2): start from an SDD run's A and train only A on the Hessian penalty (Adam, lr 0.01), scaled
-  by gamma = 0.1.
+- ``dth`` (stage 2): start from an SDD run's A and train only A on the Hessian penalty (Adam; the paper's lr
+  0.01 scrambles A here, so 1e-3 by default), scaled by gamma = 0.1.
 - ``dtj``: stage 2 with OroJaR in place of the Hessian penalty.
 
 The penalties are taken with respect to the direction coefficients, as the two-stage code does: with
 c = eps e_k (the shift of the step), f(c) = G(w + A c), so they measure whether the K directions act
-independently on the image. Every method re-orthonormalises A's columns after each step (QR with the signs
-kept): the two-stage code parametrises A as orthogonal, and a penalty alone would otherwise shrink A to zero.
+independently on the image. Stage 1 (sdd, hdp) re-orthonormalises A's columns after each step (QR with the
+signs kept). The penalty-only methods (shp, dth, dtj) train a rotation of their start instead,
+A = expm(S - S^T) A0, as the two-stage code's "ortho" deformator does: a penalty alone would shrink A to zero,
+and after a projection back to unit columns a gradient step that mostly shrinks A barely turns it.
 
 A step's randomness (codes, k, eps, Rademacher draws) depends only on (seed, step), and checkpoints hold A, R
 and the optimiser's moments, so a run resumed from its checkpoint ends with the same A as one never stopped.
@@ -62,7 +64,10 @@ class DiscoveryOptions:
         steps: optimisation steps (the paper: 100,000).
         batch_size: codes per step.
         learning_rate: Adam's for A and R in stage 1 (sdd, hdp).
-        penalty_learning_rate: Adam's for A alone (shp, dth, dtj).
+        penalty_learning_rate: Adam's for the rotation of A (shp, dth, dtj). The paper's 0.01 scrambles A here:
+            from an SDD run of the default generator, 80 DTH steps at 0.01 raised a fixed-noise probe of the
+            penalty from 2.03 to 5.58 (the rotation's random walk outruns its noisy gradient); 1e-3 lowered it
+            to 1.73 (bench/RESULTS.md, "Latent discovery").
         shift_scale, min_shift: eps = shift_scale * U[-1, 1], |eps| >= min_shift.
         regression_weight: weight of the shift's mean absolute error.
         joint_penalty_weight: the Hessian penalty's weight in hdp.
@@ -78,7 +83,7 @@ class DiscoveryOptions:
     steps: int = 100_000
     batch_size: int = 32
     learning_rate: float = 1e-4
-    penalty_learning_rate: float = 0.01
+    penalty_learning_rate: float = 1e-3
     shift_scale: float = 6.0
     min_shift: float = 0.5
     regression_weight: float = 0.25
@@ -170,10 +175,16 @@ class LatentDiscovery:
         if not 1 <= self.count <= self.dim:
             raise FacesteerError(f"directions must be in 1..{self.dim} for {generator.name}, got {self.count}")
         torch.manual_seed(options.seed)  # the reconstructor's initial weights
-        self.matrix = nn.Parameter(self._initial_matrix().to(device))
-        self.reconstructor = Reconstructor(self.count).to(device) if options.method in ("sdd", "hdp") else None
-        trained = [self.matrix] + (list(self.reconstructor.parameters()) if self.reconstructor else [])
-        rate = options.learning_rate if self.reconstructor else options.penalty_learning_rate
+        self.base = self._initial_matrix().to(device).contiguous()  # one memory layout, fresh or resumed
+        if options.method in ("sdd", "hdp"):  # A itself, orthonormalised after every step
+            self.matrix = nn.Parameter(self.base.clone())
+            self.reconstructor: Reconstructor | None = Reconstructor(self.count).to(device)
+            trained, rate = [self.matrix, *self.reconstructor.parameters()], options.learning_rate
+        else:  # A = expm(S - S^T) A0: a rotation of the start, orthonormal by construction (the two-stage code's
+            # "ortho" deformator), so a penalty that would shrink A can only turn it
+            self.rotation = nn.Parameter(torch.zeros(self.dim, self.dim, device=device))
+            self.reconstructor = None
+            trained, rate = [self.rotation], options.penalty_learning_rate
         self.optimizer = torch.optim.Adam(trained, lr=rate)
         self.step, self.seconds = 0, 0.0
         self.out.mkdir(parents=True, exist_ok=True)
@@ -220,20 +231,37 @@ class LatentDiscovery:
     def _modules(self) -> dict[str, nn.Module]:
         return {"reconstructor": self.reconstructor} if self.reconstructor else {}
 
+    def current(self) -> torch.Tensor:
+        """A (d, K): the trained matrix, or the start turned by the trained rotation."""
+        if self.reconstructor is not None:
+            return self.matrix
+        return torch.linalg.matrix_exp(self.rotation - self.rotation.T) @ self.base
+
     def save_checkpoint(self) -> None:
         tensors = state_tensors(self._modules(), {"optimizer": self.optimizer})
-        tensors["matrix"] = self.matrix.detach().cpu().contiguous()
+        if self.reconstructor is not None:
+            tensors["matrix"] = self.matrix.detach().cpu().contiguous()
+        else:
+            tensors["rotation"] = self.rotation.detach().cpu().contiguous()
+            tensors["base"] = self.base.detach().cpu().contiguous()
         write_checkpoint(self.out / CHECKPOINT, tensors, {"step": str(self.step), "seconds": str(self.seconds)})
 
     def _resume(self) -> None:
         if not (self.out / CHECKPOINT).is_file():
             return
         tensors, metadata = read_checkpoint(self.out / CHECKPOINT)
-        if tensors.get("matrix") is None or tuple(tensors["matrix"].shape) != tuple(self.matrix.shape):
-            raise FacesteerError(f"{self.out / CHECKPOINT} does not hold a {self.dim} x {self.count} direction matrix")
+        expected = {"matrix": (self.dim, self.count)} if self.reconstructor else {
+            "rotation": (self.dim, self.dim), "base": (self.dim, self.count)}  # fmt: skip
+        for name, shape in expected.items():
+            if tensors.get(name) is None or tuple(tensors[name].shape) != shape:
+                raise FacesteerError(f"{self.out / CHECKPOINT} does not hold this run's {name} {shape}")
         try:
             with torch.no_grad():
-                self.matrix.copy_(tensors.pop("matrix"))
+                if self.reconstructor is not None:
+                    self.matrix.copy_(tensors.pop("matrix"))
+                else:
+                    self.rotation.copy_(tensors.pop("rotation"))
+                    self.base = tensors.pop("base").to(self.device)
             restore_state(tensors, self._modules(), {"optimizer": self.optimizer}, self.device)
             self.step, self.seconds = int(metadata["step"]), float(metadata["seconds"])
         except (KeyError, ValueError, RuntimeError) as error:
@@ -249,17 +277,18 @@ class LatentDiscovery:
 
     def _penalty(self, codes: torch.Tensor, coefficients: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         """The method's penalty of c -> G(w + A c) at the step's coefficients."""
+        matrix = self.current()
 
         def image(c: torch.Tensor) -> torch.Tensor:
             repeats = len(c) // len(codes)
-            return self.generator.synthesize_tensor(codes.repeat(repeats, 1) + c @ self.matrix.T, self.space)
+            return self.generator.synthesize_tensor(codes.repeat(repeats, 1) + c @ matrix.T, self.space)
 
         penalty = orojar_penalty if self.options.method == "dtj" else hessian_penalty
         return penalty(image, coefficients, k=self.options.penalty_draws, epsilon=self.options.penalty_epsilon,
                        reduction="mean", generator=rng)  # fmt: skip
 
     def train_step(self) -> dict[str, float]:
-        """One optimisation step, then A's columns are orthonormalised again."""
+        """One optimisation step; in stage 1 (sdd, hdp) A's columns are then orthonormalised again."""
         options, rng = self.options, step_generator(self.options.seed, self.step)
         codes = self._codes(self.step)
         k, eps = sample_shifts(len(codes), self.count, options.shift_scale, options.min_shift, rng)
@@ -269,7 +298,7 @@ class LatentDiscovery:
         if self.reconstructor is not None:
             with torch.no_grad():
                 original = self.generator.synthesize_tensor(codes, self.space)
-            shifted = self.generator.synthesize_tensor(codes + eps[:, None] * self.matrix.T[k], self.space)
+            shifted = self.generator.synthesize_tensor(codes + eps[:, None] * self.current().T[k], self.space)
             logits, predicted = self.reconstructor(torch.cat([original, shifted], dim=1))
             classification = F.cross_entropy(logits, k)
             regression = (predicted - eps).abs().mean()
@@ -285,15 +314,16 @@ class LatentDiscovery:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        with torch.no_grad():
-            self.matrix.copy_(orthonormalize(self.matrix))
+        if self.reconstructor is not None:
+            with torch.no_grad():
+                self.matrix.copy_(orthonormalize(self.matrix))
         self.step += 1
         return stats | {"loss": loss.item()}
 
     def directions(self) -> Directions:
         """A's columns as a direction set (in the order of the matrix's columns)."""
         info = {"steps": self.step, "seconds": round(self.seconds, 1), "options": asdict(self.options)}
-        return Directions(self.matrix.detach().cpu().numpy().T, self.options.method, self.generator.name,
+        return Directions(self.current().detach().cpu().numpy().T, self.options.method, self.generator.name,
                           self.space, info=info)  # fmt: skip
 
     def train(self) -> Directions:
