@@ -66,7 +66,8 @@ def main() -> None:
                   for v in means.values()]  # fmt: skip
     print("| **mean** | " + " | ".join(mean_cells) + " |")
     details = ", ".join(
-        f"{method}: {content.get('steps', 'closed form')} steps, {content.get('num')} walks, K {content['count']}"
+        f"{method}: {str(content['steps']) + ' steps' if 'steps' in content else 'closed form'}, "
+        f"{content.get('num')} walks, K {content['count']}"
         for method, (content, _) in tables.items()
     )
     print(details)

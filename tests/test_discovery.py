@@ -304,3 +304,13 @@ def test_boundaries_become_a_named_direction_set(run, tmp_path):
     Boundary(np.eye(1, 8, 0, dtype=np.float32), "pose", "w", "other").save(tmp_path / "pose.npy")
     one_line_error(run("discover", "boundaries", str(tmp_path / "smile.npy"), str(tmp_path / "pose.npy"),
                        "--out", str(tmp_path / "x")), "do not make one set")  # fmt: skip
+
+
+def test_the_shipped_directions_edit_the_default_generator_out_of_the_box(run, tmp_path):
+    from facesteer.discovery.directions import load_direction_set
+
+    shipped = load_direction_set(None, "dcgan-digiface64")
+    assert shipped.method == "dth" and shipped.space == "z" and "smile" in shipped.names
+    result = run("edit", "--direction", "smile", "--num", "1", "--steps", "3", "--out", str(tmp_path / "s.png"))
+    assert result.returncode == 0, result.stderr
+    assert "along smile" in result.stdout
