@@ -13,7 +13,9 @@ def test_info_json_lists_generators_scorers_and_model_files(run):
     names = [g["name"] for g in content["generators"]]
     assert names == ["dcgan-digiface64", "stylegan2-anime64", "stylegan2-utkface64"]  # the default first
     assert {f["name"] for f in content["model_files"]} == {"face_landmarker.task", "glasses_fp16.tflite"}
-    assert {a["name"] for a in content["attributes"]} == {"pose", "smile", "age", "gender", "eyeglasses"}
+    extended = {"face_width", "face_height", "race_white", "race_black", "race_asian", "race_indian", "au1", "au6",
+                "au9", "au12", "au25_26"}  # fmt: skip
+    assert {a["name"] for a in content["attributes"]} == {"pose", "smile", "age", "gender", "eyeglasses"} | extended
 
 
 def test_info_reports_missing_model_files(run, tmp_path):
