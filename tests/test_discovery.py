@@ -314,3 +314,5 @@ def test_the_shipped_directions_edit_the_default_generator_out_of_the_box(run, t
     result = run("edit", "--direction", "smile", "--num", "1", "--steps", "3", "--out", str(tmp_path / "s.png"))
     assert result.returncode == 0, result.stderr
     assert "along smile" in result.stdout
+    utk = load_direction_set(None, "stylegan2-utkface64")
+    assert (utk.method, utk.space, utk.generator) == ("dth", "w", "stylegan2-utkface64") and "pose" in utk.names
