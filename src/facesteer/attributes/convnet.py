@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesteer.errors import FacesteerError
 from facesteer.generators.ops import uint8_to_unit
 
 INPUT_SIZE = 64
@@ -52,3 +57,30 @@ def network_logits(network: nn.Module, images: np.ndarray, batch_size: int = 256
     network.eval()
     out = [network(images_to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.empty((0,), np.float32)
+
+
+def load_classifier(path: Path, network: nn.Module, what: str) -> dict[str, Any]:
+    """Load safetensors weights (nothing in the file can run code) into ``network``, frozen in eval mode, and
+    return the model card from the file's metadata.
+
+    Raises:
+        FacesteerError: an unreadable file, a card that is not a JSON object, or weights of another network
+            (``what`` names the expected one).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            card = json.loads((handle.metadata() or {}).get("card", "{}"))
+        state = load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types for corrupt files
+        raise FacesteerError(f"{path} is not a readable safetensors file: {error}") from None
+    if not isinstance(card, dict):
+        raise FacesteerError(f"{path} has a corrupt model card in its metadata")
+    try:
+        network.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as error:
+        raise FacesteerError(f"{path} does not hold {what}: {error}") from None
+    network.eval().requires_grad_(False)
+    return card

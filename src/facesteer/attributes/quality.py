@@ -13,7 +13,6 @@ the command) as JSON in its metadata and beside it (``.json``, ``.md``); trained
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from facesteer.attributes.base import check_images
-from facesteer.attributes.convnet import ConvClassifier, network_logits
+from facesteer.attributes.convnet import ConvClassifier, load_classifier, network_logits
 from facesteer.errors import FacesteerError
 from facesteer.generators import GENERATORS, WEIGHTS_DIR
 
@@ -69,9 +68,6 @@ class QualityScorer:
     def __init__(
         self, generator: str | None = None, weights: str | os.PathLike[str] | None = None, batch_size: int = 256
     ) -> None:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         if weights is None:
             if generator is None:
                 raise FacesteerError("the quality scorer needs a generator (or a weights file)")
@@ -84,20 +80,10 @@ class QualityScorer:
         path = Path(weights)
         if not path.is_file():
             raise FacesteerError(f"quality weights {path} not found")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                self.card: dict[str, Any] = json.loads((handle.metadata() or {}).get("card", "{}"))
-            state = load_file(str(path))
-        except Exception as error:  # safetensors raises its own error types for corrupt files
-            raise FacesteerError(f"{path} is not a readable safetensors file: {error}") from None
-        if not isinstance(self.card, dict) or not isinstance(self.card.get("generator", ""), str):
-            raise FacesteerError(f"{path} has a corrupt model card in its metadata")
         self.network = RealismNet()
-        try:
-            self.network.load_state_dict({k: v.float() for k, v in state.items()})
-        except RuntimeError as error:
-            raise FacesteerError(f"{path} does not hold a RealismNet: {error}") from None
-        self.network.eval().requires_grad_(False)
+        self.card: dict[str, Any] = load_classifier(path, self.network, "a RealismNet")
+        if not isinstance(self.card.get("generator", ""), str):
+            raise FacesteerError(f"{path} has a corrupt model card in its metadata")
         self.generator = self.card.get("generator")
         if generator is not None and self.generator not in (None, generator):
             raise FacesteerError(f"{path} judges samples of {self.generator}, not of {generator}")

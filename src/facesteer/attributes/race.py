@@ -11,7 +11,6 @@ race, with its imbalance (part 1 holds 405 Black faces of 9,780): use them to me
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facesteer.attributes.convnet import ConvClassifier, network_logits
+from facesteer.attributes.convnet import ConvClassifier, load_classifier, network_logits
 from facesteer.errors import FacesteerError
 from facesteer.generators import WEIGHTS_DIR
 
@@ -34,24 +33,11 @@ def load_race_network(path: str | os.PathLike[str] = WEIGHTS) -> tuple[ConvClass
     Raises:
         FacesteerError: the file is missing, unreadable, or holds another network.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise FacesteerError(f"race weights {path} not found (train them with `facesteer train-race`)")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            card = json.loads((handle.metadata() or {}).get("card", "{}"))
-        state = load_file(str(path))
-    except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise FacesteerError(f"{path} is not a readable safetensors file: {error}") from None
     network = ConvClassifier(len(RACES))
-    try:
-        network.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as error:
-        raise FacesteerError(f"{path} does not hold the race network: {error}") from None
-    return network.eval().requires_grad_(False), card
+    return network, load_classifier(path, network, "the race network")
 
 
 def race_probabilities(network: ConvClassifier, images: np.ndarray) -> np.ndarray:

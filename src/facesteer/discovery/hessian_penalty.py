@@ -63,6 +63,19 @@ def _check(z: torch.Tensor, k: int, epsilon: float, reduction: str) -> None:
         raise FacesteerError(f"z must be a batch (N, ...) with N >= 1, got shape {tuple(z.shape)}")
 
 
+def draw_offsets(
+    z: torch.Tensor, k: int, epsilon: float, reduction: str, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Check the arguments, then the k offsets x = epsilon * v (k, N, ...) of Rademacher v, on z's device."""
+    _check(z, k, epsilon, reduction)
+    return epsilon * rademacher((k, *z.shape), generator).to(z.device, z.dtype)
+
+
+def reduce_over(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    """``"max"`` or ``"mean"`` of every entry."""
+    return values.max() if reduction == "max" else values.mean()
+
+
 def hessian_penalty(
     G: Callable[[torch.Tensor], torch.Tensor],  # noqa: N803 (the reference's name)
     z: torch.Tensor,
@@ -84,12 +97,9 @@ def hessian_penalty(
     Returns:
         scalar tensor.
     """
-    _check(z, k, epsilon, reduction)
-    offsets = epsilon * rademacher((k, *z.shape), generator).to(z.device, z.dtype)
-    center, plus, minus = perturbed_outputs(G, z, offsets)
+    center, plus, minus = perturbed_outputs(G, z, draw_offsets(z, k, epsilon, reduction, generator))
     second = (plus - 2 * center.unsqueeze(0) + minus) / epsilon**2  # (k, N, ...)
-    variance = second.var(dim=0, unbiased=True)
-    return variance.max() if reduction == "max" else variance.mean()
+    return reduce_over(second.var(dim=0, unbiased=True), reduction)
 
 
 def hessian_penalty_unbatched(
@@ -102,9 +112,7 @@ def hessian_penalty_unbatched(
 ) -> torch.Tensor:
     """The reference's loop, 2k + 1 separate calls of G: the baseline ``bench/discovery.py`` times (the same
     draws and the same value as :func:`hessian_penalty`)."""
-    _check(z, k, epsilon, reduction)
-    offsets = epsilon * rademacher((k, *z.shape), generator).to(z.device, z.dtype)
+    offsets = draw_offsets(z, k, epsilon, reduction, generator)
     center = G(z)
     second = torch.stack([(G(z + x) - 2 * center + G(z - x)) / epsilon**2 for x in offsets])
-    variance = second.var(dim=0, unbiased=True)
-    return variance.max() if reduction == "max" else variance.mean()
+    return reduce_over(second.var(dim=0, unbiased=True), reduction)

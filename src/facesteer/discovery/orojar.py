@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from facesteer.discovery.hessian_penalty import _check, perturbed_outputs, rademacher
+from facesteer.discovery.hessian_penalty import draw_offsets, perturbed_outputs, reduce_over
 
 
 def orojar_penalty(
@@ -34,10 +34,7 @@ def orojar_penalty(
     Args and return as :func:`~facesteer.discovery.hessian_penalty.hessian_penalty`; the reduction runs over the
     batch only (the Jacobian products already sum over output elements).
     """
-    _check(z, k, epsilon, reduction)
-    offsets = epsilon * rademacher((k, *z.shape), generator).to(z.device, z.dtype)
-    _, plus, minus = perturbed_outputs(G, z, offsets)
+    _, plus, minus = perturbed_outputs(G, z, draw_offsets(z, k, epsilon, reduction, generator))
     first = (plus - minus) / (2 * epsilon)  # (k, N, ...)
     energy = first.flatten(2).square().sum(dim=2)  # (k, N)
-    variance = energy.var(dim=0, unbiased=True)
-    return variance.max() if reduction == "max" else variance.mean()
+    return reduce_over(energy.var(dim=0, unbiased=True), reduction)

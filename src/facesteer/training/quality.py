@@ -8,7 +8,6 @@ The card records held-out accuracy and ROC AUC; the score is the logit (positive
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -18,16 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from tqdm import tqdm
 
-from facesteer.attributes.convnet import images_to_input
 from facesteer.attributes.quality import RealismNet, realism_logits
 from facesteer.datasets import evenly_spaced, list_images, load_images
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path, write_json
 from facesteer.generators.base import Generator
 from facesteer.stats import auroc
+from facesteer.training.classifier import fit_classifier, half_state, save_classifier
 
 HELD_OUT = 0.1
 
@@ -72,32 +69,10 @@ def train_quality(
 
     torch.manual_seed(seed)
     network = RealismNet()
-    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     images = np.concatenate([real, fake])
     labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
-    rng = np.random.default_rng(seed)
-    steps = epochs * ((len(images) + batch_size - 1) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=steps)
-    losses = []
-    bar = tqdm(total=steps, desc="training realism classifier", unit="step", disable=not progress)
-    for _ in range(epochs):
-        network.train()
-        order, total = rng.permutation(len(images)), 0.0
-        for lo in range(0, len(order), batch_size):
-            batch = np.sort(order[lo : lo + batch_size])
-            x = images_to_input(images[batch])
-            flip = torch.from_numpy(rng.random(len(batch)) < 0.5)
-            x[flip] = x[flip].flip(-1)
-            loss = F.binary_cross_entropy_with_logits(network(x), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-            bar.update(1)
-        losses.append(total / len(images))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    bar.close()
+    losses = fit_classifier(network, images, labels, F.binary_cross_entropy_with_logits, epochs, batch_size,
+                            learning_rate, seed, progress, desc="training realism classifier")  # fmt: skip
 
     held_logits = np.concatenate([realism_logits(network, real_held), realism_logits(network, fake_held)])
     held_labels = np.r_[np.ones(len(real_held), bool), np.zeros(len(fake_held), bool)]
@@ -117,13 +92,8 @@ def train_quality(
         "command": f"facesteer train-quality --generator {generator.name} --data {data} --epochs {epochs} "
         f"--seed {seed} --out {os.path.relpath(out)}",
     }
-    state = {k: v.detach().to(torch.float16 if v.dtype.is_floating_point else v.dtype).contiguous()
-             for k, v in network.state_dict().items()}  # fmt: skip
-    with atomic_path(out) as temporary:
-        save_file(state, str(temporary), metadata={"card": json.dumps(card)})
-    write_json(out.with_suffix(".json"), card)
-    with atomic_path(out.with_suffix(".md")) as temporary:
-        temporary.write_text(quality_card_markdown(card))
+    state = half_state(network)
+    save_classifier(out, state, card, quality_card_markdown(card))
     return card
 
 

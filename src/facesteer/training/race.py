@@ -8,7 +8,6 @@ mean of the per-group recalls: the groups are far from equal in size) and the pe
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -18,14 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
-from tqdm import tqdm
 
-from facesteer.attributes.convnet import ConvClassifier, images_to_input
+from facesteer.attributes.convnet import ConvClassifier
 from facesteer.attributes.race import RACES, race_probabilities
 from facesteer.datasets import evenly_spaced, load_images, utkface_faces
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path, write_json
+from facesteer.training.classifier import fit_classifier, half_state, save_classifier
 
 HELD_OUT = 0.1
 
@@ -62,33 +59,10 @@ def train_race(
 
     torch.manual_seed(seed)
     network = ConvClassifier(len(RACES))
-    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
-    rng = np.random.default_rng(seed)
-    steps = epochs * ((len(images) + batch_size - 1) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=steps)
-    losses = []
-    bar = tqdm(total=steps, desc="training race network", unit="step", disable=not progress)
-    for _ in range(epochs):
-        network.train()
-        order, total = rng.permutation(len(images)), 0.0
-        for lo in range(0, len(order), batch_size):
-            batch = np.sort(order[lo : lo + batch_size])
-            x = images_to_input(images[batch])
-            flip = torch.from_numpy(rng.random(len(batch)) < 0.5)
-            x[flip] = x[flip].flip(-1)
-            loss = F.cross_entropy(network(x), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-            bar.update(1)
-        losses.append(total / len(images))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    bar.close()
+    losses = fit_classifier(network, images, labels, F.cross_entropy, epochs, batch_size, learning_rate, seed,
+                            progress, desc="training race network")  # fmt: skip
 
-    state = {k: v.detach().to(torch.float16 if v.dtype.is_floating_point else v.dtype).contiguous()
-             for k, v in network.state_dict().items()}  # fmt: skip
+    state = half_state(network)
     network.load_state_dict({k: v.float() if v.dtype.is_floating_point else v for k, v in state.items()})
     predicted = race_probabilities(network, held_images).argmax(axis=1)  # the shipped (fp16) weights
     recall = {race: float(np.mean(predicted[held_labels == code] == code)) if np.any(held_labels == code) else None
@@ -109,11 +83,7 @@ def train_race(
         "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
         "command": f"facesteer train-race --data {data} --epochs {epochs} --seed {seed} --out {os.path.relpath(out)}",
     }
-    with atomic_path(out) as temporary:
-        save_file(state, str(temporary), metadata={"card": json.dumps(card)})
-    write_json(out.with_suffix(".json"), card)
-    with atomic_path(out.with_suffix(".md")) as temporary:
-        temporary.write_text(race_card_markdown(card))
+    save_classifier(out, state, card, race_card_markdown(card))
     return card
 
 
