@@ -32,24 +32,26 @@ def rademacher(shape: tuple[int, ...], generator: torch.Generator | None = None)
 
 
 def perturbed_outputs(
-    function: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, offsets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """G(z), G(z + x_i), G(z - x_i) for k offsets x (k, N, ...), in one call of G on (1 + 2k) N inputs.
+    function: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, offsets: torch.Tensor, center: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """G(z), G(z + x_i), G(z - x_i) for k offsets x (k, N, ...), in one call of G on (1 + 2k) N inputs
+    (2k N without ``center``, when only first differences are wanted).
 
     Returns:
-        (G(z) (N, ...), G(z + x) (k, N, ...), G(z - x) (k, N, ...)).
+        (G(z) (N, ...) or None, G(z + x) (k, N, ...), G(z - x) (k, N, ...)).
     """
     k, batch = offsets.shape[0], z.shape[0]
     if offsets.shape[1:] != z.shape:
         raise FacesteerError(f"offsets must have shape (k, {', '.join(map(str, z.shape))}), got {tuple(offsets.shape)}")
-    inputs = torch.cat([z, (z.unsqueeze(0) + offsets).flatten(0, 1), (z.unsqueeze(0) - offsets).flatten(0, 1)])
+    moved = [(z.unsqueeze(0) + offsets).flatten(0, 1), (z.unsqueeze(0) - offsets).flatten(0, 1)]
+    inputs = torch.cat([z, *moved] if center else moved)
     outputs = function(inputs)
     if outputs.shape[0] != inputs.shape[0]:
         raise FacesteerError(f"G returned {outputs.shape[0]} outputs for {inputs.shape[0]} inputs")
-    center = outputs[:batch]
-    plus = outputs[batch : batch * (1 + k)].unflatten(0, (k, batch))
-    minus = outputs[batch * (1 + k) :].unflatten(0, (k, batch))
-    return center, plus, minus
+    first = batch if center else 0
+    plus = outputs[first : first + batch * k].unflatten(0, (k, batch))
+    minus = outputs[first + batch * k :].unflatten(0, (k, batch))
+    return (outputs[:batch] if center else None), plus, minus
 
 
 def _check(z: torch.Tensor, k: int, epsilon: float, reduction: str) -> None:

@@ -34,7 +34,7 @@ def orojar_penalty(
     Args and return as :func:`~facesteer.discovery.hessian_penalty.hessian_penalty`; the reduction runs over the
     batch only (the Jacobian products already sum over output elements).
     """
-    _, plus, minus = perturbed_outputs(G, z, draw_offsets(z, k, epsilon, reduction, generator))
+    _, plus, minus = perturbed_outputs(G, z, draw_offsets(z, k, epsilon, reduction, generator), center=False)
     first = (plus - minus) / (2 * epsilon)  # (k, N, ...)
     energy = first.flatten(2).square().sum(dim=2)  # (k, N)
     return reduce_over(energy.var(dim=0, unbiased=True), reduction)
