@@ -263,6 +263,28 @@ def check_identity(
         console.print(f"wrote {out}")
 
 
+@app.command("check-anime")
+def check_anime(
+    data: Path = typer.Option(Path("../shared/data/anime-faces-64"), "--data", help="anime-faces-64 folder"),
+    labels: Path = typer.Option(
+        Path("tests/fixtures/anime_labels.csv"), "--labels", help="CSV: file, hair_colour, hair_length, eye_colour"
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check the anime scorer against labels made by eye: the AUROC of each score for its class."""
+    from facesteer.evaluation.anime_labels import check_anime_scorer
+
+    with load_scorer("anime") as scoring:
+        result = check_anime_scorer(scoring, labels, data, progress=not as_json)
+    if as_json:
+        _print_json(result)
+        return
+    rows = [[c["score"], c["positive"], f"{c['positives']} / {c['negatives']}", f"{c['auroc']:.3f}"]
+            for c in result["checks"]]  # fmt: skip
+    title = f"anime scorer on {result['images']} labelled images ({result['no_face']} without a detected face)"
+    console.print(_table(title, ["score", "positive class", "positives / negatives", "AUROC"], rows))
+
+
 @app.command("train-boundary")
 def train_boundary_command(
     run: Path = typer.Argument(..., help="dataset folder written by `facesteer sample`"),
