@@ -93,7 +93,7 @@ def test_detector_finds_anime_faces_in_their_own_framing():
     rows = read_anime_labels(LABELS)[:20]
     faces = [detect_anime_face(load_image(ANIME / row["file"])) for row in rows]
     found = [face for face in faces if face is not None]
-    assert len(found) >= 12  # 14 of these 20 (107 of all 120)
+    assert len(found) >= 16  # 19 of these 20 (115 of all 120)
     boxes = np.array([face.box for face in found]) / 64
     np.testing.assert_allclose(boxes.mean(axis=0), MEAN_FACE_BOX, atol=0.06)
     for face in found:  # left eye (as the detector names it: on the image's right) right of the right one
@@ -106,7 +106,7 @@ def test_check_anime_aurocs_against_labels_made_by_eye(run):
     result = run("check-anime", "--data", str(ANIME), "--labels", str(LABELS), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["images"] == 120 and report["no_face"] <= 20
+    assert report["images"] == 120 and report["no_face"] <= 10
     aurocs = {check["score"]: check["auroc"] for check in report["checks"]}
     assert set(aurocs) == {*ANIME_ATTRIBUTES}
     assert min(aurocs.values()) > 0.75, aurocs

@@ -53,14 +53,15 @@ EYE_HUES: dict[str, tuple[str, float]] = {
 }
 
 #: anime-faces-64's framing, as fractions of the image (x, y, width, height): animeface's mean face box on
-#: 107 of 120 random anime-faces-64 images (it found no face on the other 13)
-MEAN_FACE_BOX = (0.141, 0.236, 0.723, 0.723)
+#: 115 of the 120 labelled anime-faces-64 images (it found no face on the other 5)
+MEAN_FACE_BOX = (0.137, 0.232, 0.735, 0.735)
 #: the fringe: rows and columns (fractions) whose median colour is the hair colour
 HAIR_BAND = ((0.02, 0.22), (0.12, 0.88))
 #: CIELAB distance under which a pixel counts as hair-coloured
 HAIR_COLOUR_DISTANCE = 20.0
-#: the detector works on pictures of about this size, with a margin: anime crops are upscaled and padded
-DETECTION_SIZE = 256
+#: the detector sees the picture padded by a quarter on each side and scaled to this size: on the 120 labelled
+#: anime-faces-64 images it finds 107 faces at 256 px (45 ms each), 115 at 160 px (27 ms), 116 at 128 px (17 ms)
+DETECTION_SIZE = 160
 DETECTION_MARGIN = 0.25
 
 ANIME_ATTRIBUTES: tuple[str, ...] = (
@@ -125,7 +126,7 @@ def detect_anime_face(image: np.ndarray) -> AnimeFace | None:
     """The most likely anime face in ``image`` (H, W, 3) uint8, or None.
 
     animeface misses faces that fill the whole picture (as in anime-faces-64), so the picture is padded by a
-    quarter of its size on each side (edge pixels repeated) and scaled to about 256 px on its longer side.
+    quarter of its size on each side (edge pixels repeated) and scaled to :data:`DETECTION_SIZE` px on its longer side.
     """
     import animeface  # the C extension loads only when an anime face is wanted
 
