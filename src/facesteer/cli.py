@@ -263,6 +263,58 @@ def check_identity(
         console.print(f"wrote {out}")
 
 
+@app.command("learn-framing")
+def learn_framing_command(
+    generator: str = typer.Option(DEFAULT_GENERATOR, "--generator", "-g", help="the generator it is for"),
+    data: Path | None = typer.Option(
+        None, "--data", help="its training images (default: its own samples, for a generator whose data is absent)"
+    ),
+    num: int = typer.Option(500, "--num", "-n", min=10, help="images to read (evenly spaced over the folder)"),
+    kind: str | None = typer.Option(None, "--kind", help="landmarks or anime-box (default: by the generator's name)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the samples (without --data)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="FILE.json (default: the package's)"),
+    models: Path | None = ModelsOption,
+) -> None:
+    """Learn where faces sit in a generator's training images (mean key points or face box): the framing that
+    `align`, `invert` and `edit-photo` warp pictures to."""
+    from facesteer.alignment import default_framing_out, framing_kind_for, learn_framing
+    from facesteer.datasets import evenly_spaced, list_images, load_images
+
+    kind = kind or framing_kind_for(generator)
+    target = out or default_framing_out(generator)
+    if data is not None:
+        images = list(load_images(evenly_spaced(list_images(data), num), 256, desc=f"reading {data.name}"))
+        source = data.name
+    else:
+        model = load_generator(generator)
+        images = list(model.synthesize(model.sample_z(num, seed)))
+        source = f"{num} samples of {generator} (seed {seed}): its training images are not at hand"
+    framing = learn_framing(images, kind, source, models)
+    framing.save(target)
+    console.print(f"{kind} framing from {framing.found} of {framing.images} images, spread {framing.spread:.4f}: "
+                  f"{framing.points}\nwrote {target}")  # fmt: skip
+
+
+@app.command()
+def align(
+    pictures: list[Path] = typer.Argument(..., help="photos (or anime pictures, for an anime generator)"),
+    generator: str = typer.Option(DEFAULT_GENERATOR, "--generator", "-g"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for NAME.png, one per picture"),
+    framing_file: Path | None = typer.Option(None, "--framing", help="framing JSON (default: the generator's)"),
+    models: Path | None = ModelsOption,
+) -> None:
+    """Warp pictures to the framing of a generator's training images (its resolution), as inversion needs."""
+    from facesteer.alignment import Aligner, load_framing
+    from facesteer.images import load_image
+
+    framing = load_framing(generator, framing_file)
+    size = load_generator(generator).resolution
+    with Aligner(framing, size, models) as aligner:
+        aligned = [aligner.align(load_image(path), str(path)) for path in pictures]  # all or nothing
+    for path, image in zip(pictures, aligned, strict=True):
+        console.print(f"wrote {save_png(out / f'{path.stem}.png', image)}")
+
+
 @app.command("check-anime")
 def check_anime(
     data: Path = typer.Option(Path("../shared/data/anime-faces-64"), "--data", help="anime-faces-64 folder"),

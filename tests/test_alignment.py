@@ -1,0 +1,122 @@
+"""Alignment: the similarity transform on known points, photos landing on their generator's framing (even when
+rotated), anime pictures on anime-faces-64's box, and clear errors for pictures without a face."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facesteer.alignment import (
+    Aligner,
+    Framing,
+    LandmarkDetector,
+    anime_matrix,
+    framing_path,
+    load_framing,
+    similarity_transform,
+)
+from facesteer.attributes.anime import detect_anime_face
+from facesteer.errors import FacesteerError
+from facesteer.images import load_image, save_png
+from tests.conftest import SHARED, one_line_error, requires_models
+
+CELEBA = SHARED / "data" / "celeba-sample"
+SELFIE2ANIME = SHARED / "data" / "selfie2anime-sample"
+requires_celeba = pytest.mark.skipif(not CELEBA.is_dir(), reason=f"celeba-sample not found at {CELEBA}")
+requires_selfie2anime = pytest.mark.skipif(not SELFIE2ANIME.is_dir(), reason=f"not found: {SELFIE2ANIME}")
+
+
+def test_similarity_transform_recovers_a_known_one():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = np.radians(20), 1.7, np.array([12.0, -3.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = points @ (scale * rotation).T + shift
+    np.testing.assert_allclose(similarity_transform(points, moved), np.hstack([scale * rotation, shift[:, None]]))
+    mirrored = moved * [-1, 1]  # a reflection is not a similarity: the best rotation is returned, not a flip
+    assert np.linalg.det(similarity_transform(points, mirrored)[:, :2]) > 0
+    with pytest.raises(FacesteerError, match="coincide"):
+        similarity_transform(np.ones((5, 2)), moved)
+
+
+def test_anime_matrix_puts_the_box_on_the_framing():
+    framing = Framing("anime-box", [[0.1, 0.2, 0.7, 0.7]], 0.0, "test", 1, 1)
+    matrix = anime_matrix((30.0, 40.0, 140.0, 140.0), framing, 64)
+    corners = np.array([[30, 40, 1], [170, 180, 1]], np.float64) @ matrix.T
+    np.testing.assert_allclose(corners, [[6.4, 12.8], [51.2, 57.6]])
+
+
+def test_framing_files_are_checked(tmp_path):
+    shipped = load_framing("stylegan2-utkface64")
+    assert shipped.kind == "landmarks" and np.asarray(shipped.points).shape == (5, 2)
+    assert load_framing("stylegan2-anime64").kind == "anime-box"
+    with pytest.raises(FacesteerError, match="points of shape"):
+        Framing("landmarks", [[0.5, 0.5]], 0.0, "x", 1, 1)
+    broken = tmp_path / "framing.json"
+    broken.write_text(json.dumps({"kind": "landmarks"}))
+    with pytest.raises(FacesteerError, match="not a framing file"):
+        Framing.load(broken)
+    with pytest.raises(FacesteerError, match="learn-framing"):
+        load_framing("not-a-generator")
+    assert framing_path("dcgan-digiface64").is_file()
+
+
+def _key_points_as_fractions(image: np.ndarray) -> np.ndarray:
+    with LandmarkDetector() as detector:
+        points = detector.key_points(image)
+    assert points is not None
+    return points / image.shape[0]
+
+
+@requires_models
+@requires_celeba
+def test_photos_land_on_the_framing_even_rotated():
+    framing = load_framing("stylegan2-utkface64")
+    photo = load_image(sorted(CELEBA.glob("*.jpg"))[0])
+    rotated = np.asarray(Image.fromarray(photo).rotate(25, resample=Image.Resampling.BICUBIC, expand=True))
+    with Aligner(framing, 128) as aligner:
+        straight, turned = aligner.align(photo), aligner.align(rotated)
+    points = []
+    for aligned in (straight, turned):
+        assert aligned.shape == (128, 128, 3) and aligned.dtype == np.uint8
+        points.append(_key_points_as_fractions(aligned))
+        # a similarity cannot undo a head turned sideways: the mean distance is what least squares minimises
+        error = np.linalg.norm(points[-1] - np.asarray(framing.points), axis=1)
+        assert error.mean() < 0.05, error
+    # the photo turned by 25 degrees ends where the straight one does
+    np.testing.assert_allclose(points[1], points[0], atol=0.02)
+
+
+@requires_selfie2anime
+def test_anime_pictures_land_on_anime_faces_64s_box():
+    framing = load_framing("stylegan2-anime64")
+    picture = load_image(sorted(SELFIE2ANIME.glob("*.png"))[0])
+    with Aligner(framing, 64) as aligner:
+        aligned = aligner.align(picture)
+    face = detect_anime_face(aligned)
+    assert face is not None
+    np.testing.assert_allclose(np.array(face.box) / 64, framing.points[0], atol=0.08)
+
+
+@requires_models
+def test_no_face_is_a_clear_error(tmp_path, run):
+    blank = tmp_path / "wall.png"
+    save_png(blank, np.full((128, 128, 3), 200, np.uint8))
+    one_line_error(run("align", str(blank), "-g", "stylegan2-utkface64", "--out", str(tmp_path / "out")),
+                   "no face found", "wall.png")  # fmt: skip
+    one_line_error(run("align", str(blank), "-g", "stylegan2-anime64", "--out", str(tmp_path / "out")),
+                   "no anime face found")  # fmt: skip
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+@requires_models
+@requires_celeba
+def test_align_command_writes_one_png_per_photo(tmp_path, run):
+    photos = [str(path) for path in sorted(CELEBA.glob("*.jpg"))[:2]]
+    result = run("align", *photos, "-g", "stylegan2-utkface64", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    written = sorted(tmp_path.glob("*.png"))
+    assert len(written) == 2 and load_image(written[0]).shape == (64, 64, 3)
