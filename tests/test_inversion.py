@@ -161,3 +161,21 @@ def test_invert_refuses_a_picture_without_a_face(tmp_path, run):
     assert not (tmp_path / "out").exists()
     one_line_error(run("invert", str(wall), "-g", "stylegan2-utkface64", "--method", "teleport", "--out",
                        str(tmp_path / "out")), "unknown inversion method")  # fmt: skip
+
+
+def test_lpips_to_precomputed_targets_equals_lpips(style):
+    from facesteer.perceptual import load_lpips
+
+    lpips = load_lpips()
+    a = uint8_to_unit(style.synthesize(style.sample_z(2, 0)))
+    b = uint8_to_unit(style.synthesize(style.sample_z(2, 1)))
+    torch.testing.assert_close(lpips.distance_to(a, lpips.tapped(b)), lpips(a, b), atol=1e-6, rtol=1e-5)
+    # one Adam step moves every coordinate by about lr whatever its gradient's size, so the runs agree to float
+    # rounding only at the first step's loss; after that they stay within a small fraction of the steps taken
+    recipe = PIXELS_ONLY.with_changes(steps=3, perceptual=1.0)
+    cached, cached_losses = optimize_codes(style, b, mean_code(style, "w", 2), recipe, perceptual=lpips)
+    plain, plain_losses = optimize_codes(
+        style, b, mean_code(style, "w", 2), recipe, perceptual=lambda x, y: lpips(x, y)
+    )
+    assert cached_losses[0] == pytest.approx(plain_losses[0], rel=1e-6)
+    torch.testing.assert_close(cached, plain, atol=0.1 * recipe.learning_rate, rtol=0)

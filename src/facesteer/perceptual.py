@@ -113,27 +113,48 @@ class LPIPS(nn.Module):
             FacesteerError: inputs that are not matching float image batches.
         """
         for name, x in (("a", a), ("b", b)):
-            if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise FacesteerError(f"LPIPS takes image batches of shape (N, 3, H, W), got {name} {shape}")
-            if not x.is_floating_point():
-                raise FacesteerError(f"LPIPS takes float images in [-1, 1], got {name} of dtype {x.dtype}")
+            self._check(x, name)
         if a.shape != b.shape:
             raise FacesteerError(f"LPIPS compares images of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-        if a.device != self.shift.device or b.device != self.shift.device:
-            raise FacesteerError(f"LPIPS is on {self.shift.device}, got images on {a.device} and {b.device}")
-        if min(a.shape[2:]) < MIN_SIZE:
-            raise FacesteerError(f"LPIPS-VGG needs images of at least {MIN_SIZE}x{MIN_SIZE}, got {tuple(a.shape)}")
         n = a.shape[0]
-        x = (torch.cat([a, b]).to(self.shift.dtype) - self.shift) / self.scale  # one pass for both
-        total = x.new_zeros(n)
-        heads = iter(self.heads)
+        both = self.tapped(torch.cat([a, b]))  # one pass for both
+        return self._distance([f[:n] for f in both], [f[n:] for f in both])
+
+    def tapped(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The channel-normalised features of ``images`` (N, 3, H, W) in [-1, 1] at the five tapped layers:
+        compute a fixed target's once and compare many images to it with :meth:`distance_to`."""
+        self._check(images, "images")
+        x = (images.to(self.shift.dtype) - self.shift) / self.scale
+        tapped = []
         for index, layer in enumerate(self.features):
             x = layer(x)
             if index in TAPS:
-                difference = (_unit_channels(x[:n]) - _unit_channels(x[n:])).square()
-                total = total + next(heads)(difference).mean(dim=(1, 2, 3))
+                tapped.append(_unit_channels(x))
+        return tapped
+
+    def distance_to(self, images: torch.Tensor, target: list[torch.Tensor]) -> torch.Tensor:
+        """LPIPS of ``images`` (N, 3, H, W) to targets given by their :meth:`tapped` features: (N,)."""
+        features = self.tapped(images)
+        if [f.shape for f in features] != [f.shape for f in target]:
+            raise FacesteerError("the target features are of images of another shape or count")
+        return self._distance(features, target)
+
+    def _distance(self, features_a: list[torch.Tensor], features_b: list[torch.Tensor]) -> torch.Tensor:
+        total = features_a[0].new_zeros(features_a[0].shape[0])
+        for head, a, b in zip(self.heads, features_a, features_b, strict=True):
+            total = total + head((a - b).square()).mean(dim=(1, 2, 3))
         return total
+
+    def _check(self, x: torch.Tensor, name: str) -> None:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise FacesteerError(f"LPIPS takes image batches of shape (N, 3, H, W), got {name} {shape}")
+        if not x.is_floating_point():
+            raise FacesteerError(f"LPIPS takes float images in [-1, 1], got {name} of dtype {x.dtype}")
+        if x.device != self.shift.device:
+            raise FacesteerError(f"LPIPS is on {self.shift.device}, got images on {x.device}")
+        if min(x.shape[2:]) < MIN_SIZE:
+            raise FacesteerError(f"LPIPS-VGG needs images of at least {MIN_SIZE}x{MIN_SIZE}, got {tuple(x.shape)}")
 
 
 # --- weights: pinned pickle -> torch layout -> cached safetensors ---------------------------------------------

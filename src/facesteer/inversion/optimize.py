@@ -24,6 +24,7 @@ from tqdm import tqdm
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 from facesteer.inversion.prior import LatentPrior
+from facesteer.perceptual import LPIPS
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,11 @@ def optimize_codes(
     generator.check_codes(start, recipe.space)
     if len(start) != len(targets):
         raise FacesteerError(f"{len(start)} start codes for {len(targets)} targets")
+    if isinstance(perceptual, LPIPS) and recipe.perceptual > 0:  # the targets' features, computed once
+        lpips = perceptual
+        with torch.no_grad():
+            target_features = lpips.tapped(targets)
+        perceptual = lambda images, _targets: lpips.distance_to(images, target_features)  # noqa: E731
     codes = start.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([codes], lr=recipe.learning_rate)
     history = []
