@@ -179,3 +179,16 @@ def test_lpips_to_precomputed_targets_equals_lpips(style):
     )
     assert cached_losses[0] == pytest.approx(plain_losses[0], rel=1e-6)
     torch.testing.assert_close(cached, plain, atol=0.1 * recipe.learning_rate, rtol=0)
+
+
+def test_psnr_and_ssim_closed_forms():
+    from facesteer.evaluation.inversion import psnr, ssim
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    assert np.all(np.isinf(psnr(image, image))) and np.allclose(ssim(image, image), 1.0)
+    assert psnr(image, image + 1)[0] == pytest.approx(10 * np.log10(255**2), abs=1e-9)  # every pixel off by 1
+    # flat images a and b: no variance, so SSIM is the luminance term alone, (2ab + c1) / (a^2 + b^2 + c1)
+    a, b, c1 = 100.0, 140.0, (0.01 * 255) ** 2
+    flat_a, flat_b = np.full((1, 16, 16, 3), a, np.uint8), np.full((1, 16, 16, 3), b, np.uint8)
+    assert ssim(flat_a, flat_b)[0] == pytest.approx((2 * a * b + c1) / (a**2 + b**2 + c1), rel=1e-12)

@@ -12,6 +12,7 @@ Pictures must already be in the generator's framing (:mod:`facesteer.alignment`)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,7 @@ def invert(
     encoder: InversionEncoder | None = None,
     perceptual: torch.nn.Module | None = None,
     progress: bool = False,
+    after_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Inversion:
     """Invert aligned ``pictures`` (N, R, R, 3) uint8 with ``method``.
 
@@ -81,6 +83,7 @@ def invert(
             ``encoder`` only its space matters (the encoder's code is converted to it).
         encoder: default: the generator's shipped encoder (``encoder`` and ``hybrid``).
         perceptual: LPIPS module (default: loaded when the recipe needs it).
+        after_step: passed to :func:`~facesteer.inversion.optimize.optimize_codes`.
     """
     if method not in METHODS:
         raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
@@ -108,7 +111,7 @@ def invert(
 
             perceptual = load_lpips()
         prior = LatentPrior.fit(generator, recipe.space) if recipe.prior_kind == "whitened" else None
-        codes, losses = optimize_codes(generator, targets, start, recipe, prior, perceptual, progress)
+        codes, losses = optimize_codes(generator, targets, start, recipe, prior, perceptual, progress, after_step)
     with torch.no_grad():
         reconstructions = to_uint8_images(generator.synthesize_tensor(codes, recipe.space))
     return Inversion(codes.numpy().astype(np.float32), recipe.space, reconstructions,

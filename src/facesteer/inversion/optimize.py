@@ -113,6 +113,7 @@ def optimize_codes(
     prior: LatentPrior | None = None,
     perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     progress: bool = False,
+    after_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[float]]:
     """Optimise ``start`` codes so the generator's images match ``targets``.
 
@@ -123,6 +124,7 @@ def optimize_codes(
         recipe: the :class:`Recipe`.
         prior: the latent prior of ``recipe.space`` (needed when ``recipe.prior_kind == "whitened"``).
         perceptual: LPIPS (N, 3, R, R) x 2 -> (N,), needed when ``recipe.perceptual > 0``.
+        after_step: called with (steps done, the codes, detached) after every step (e.g. to trace metrics).
 
     Returns:
         the final codes (N, *space_shape), detached, and the mean loss per picture at each step.
@@ -141,11 +143,13 @@ def optimize_codes(
     codes = start.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([codes], lr=recipe.learning_rate)
     history = []
-    for _ in tqdm(range(recipe.steps), desc=f"inverting ({recipe.name})", unit="step", disable=not progress):
+    for step in tqdm(range(recipe.steps), desc=f"inverting ({recipe.name})", unit="step", disable=not progress):
         images = generator.synthesize_tensor(codes, recipe.space)
         loss = reconstruction_loss(recipe, images, targets, codes, prior, perceptual)
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimizer.step()
         history.append(float(loss.detach().mean()))
+        if after_step is not None:
+            after_step(step + 1, codes.detach())
     return codes.detach(), history
