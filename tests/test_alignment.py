@@ -120,3 +120,17 @@ def test_align_command_writes_one_png_per_photo(tmp_path, run):
     assert result.returncode == 0, result.stderr
     written = sorted(tmp_path.glob("*.png"))
     assert len(written) == 2 and load_image(written[0]).shape == (64, 64, 3)
+
+
+@requires_models
+@pytest.mark.skipif(not (SHARED / "data" / "utkface-crop-part1").is_dir(), reason="UTKFace photos not found")
+def test_learn_framing_agrees_with_the_shipped_one(tmp_path, run):
+    out = tmp_path / "framing.json"
+    result = run("learn-framing", "-g", "stylegan2-utkface64", "--data", str(SHARED / "data" / "utkface-crop-part1"),
+                 "--num", "40", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    learned, shipped = Framing.load(out), load_framing("stylegan2-utkface64")
+    assert learned.kind == "landmarks" and learned.found >= 35 and learned.images == 40
+    np.testing.assert_allclose(learned.points, shipped.points, atol=0.02)  # 40 photos vs the shipped 500
+    left_eye, right_eye = np.asarray(learned.points)[:2]
+    assert left_eye[0] < 0.5 < right_eye[0] and abs(left_eye[1] - right_eye[1]) < 0.02
