@@ -124,3 +124,13 @@ def test_labels_file_is_checked(tmp_path, run):
     one_line_error(run("check-anime", "--labels", str(bad), "--data", str(tmp_path)), "plain file name")
     bad.write_text("file,hair,eyes\nx.jpg,blue,blue\n")
     one_line_error(run("check-anime", "--labels", str(bad), "--data", str(tmp_path)), "must have the columns")
+
+
+def test_an_anime_sample_run_resumes(tmp_path, run):
+    """The scorer's config must survive the manifest's JSON round trip, or a run can never be resumed."""
+    out = str(tmp_path / "run")
+    first = run("sample", "-g", "stylegan2-anime64", "--scorer", "anime", "--num", "4", "--out", out, "--workers", "1")
+    assert first.returncode == 0, first.stderr
+    again = run("sample", "-g", "stylegan2-anime64", "--scorer", "anime", "--num", "4", "--out", out, "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(json.dumps(load_scorer("anime").config())) == load_scorer("anime").config()

@@ -238,8 +238,11 @@ class AnimeScorer:
         return np.stack([anime_scores(image) for image in images])
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "attributes": list(self.attributes), "hair_hues": HAIR_HUES,
-                "eye_hues": EYE_HUES, "hair_colour_distance": HAIR_COLOUR_DISTANCE}  # fmt: skip
+        """Plain JSON types only: a sample run compares this with what its manifest read back."""
+        return {"name": self.name, "attributes": list(self.attributes),
+                "hair_hues": {name: list(hue) for name, hue in HAIR_HUES.items()},
+                "eye_hues": {name: list(hue) for name, hue in EYE_HUES.items()},
+                "hair_colour_distance": HAIR_COLOUR_DISTANCE, "detection_size": DETECTION_SIZE}  # fmt: skip
 
     def close(self) -> None:
         """Nothing to release; present for the scorer protocol."""
