@@ -148,7 +148,7 @@ def test_invert_and_edit_photo_commands(tmp_path, run, style):
                  str(tmp_path / "gender.npy"), "-a", "-2", "-a", "2", "--method", "encoder", "--encoder",
                  str(encoder), "--out", str(grid))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "keeping gender" in result.stdout
+    assert "keeping gender" in " ".join(result.stdout.split())  # rich wraps long lines
     assert load_image(grid).shape[:2] == (2 * 64 + 3 * 2, 4 * 64 + 5 * 2)  # 2 rows x (original, rebuilt, 2 edits)
 
 
@@ -192,3 +192,29 @@ def test_psnr_and_ssim_closed_forms():
     a, b, c1 = 100.0, 140.0, (0.01 * 255) ** 2
     flat_a, flat_b = np.full((1, 16, 16, 3), a, np.uint8), np.full((1, 16, 16, 3), b, np.uint8)
     assert ssim(flat_a, flat_b)[0] == pytest.approx((2 * a * b + c1) / (a**2 + b**2 + c1), rel=1e-12)
+
+
+def test_recipes_and_encoders_are_checked_before_any_work(tmp_path, run, style):
+    from facesteer.inversion import encoder_for, resolve_recipe
+
+    assert resolve_recipe(style, "hybrid").space == "w"
+    assert resolve_recipe(load_generator("dcgan-digiface64"), "optim").space == "z"  # it has no W
+    assert resolve_recipe(style, "optim", "nfe").steps == 1000
+    with pytest.raises(FacesteerError, match="--method optim"):
+        resolve_recipe(style, "hybrid", "nfe")
+    with pytest.raises(FacesteerError, match="unknown recipe"):
+        resolve_recipe(style, "optim", "magic")
+    with pytest.raises(FacesteerError, match="no encoder is shipped for dcgan-digiface64: use --method optim"):
+        encoder_for(load_generator("dcgan-digiface64"), "hybrid")
+    assert encoder_for(style, "optim") is None
+    # a Z boundary cannot edit W codes: refused at once, before aligning or inverting anything
+    Boundary(np.ones((1, style.z_dim)), "age", "z", style.name).save(tmp_path / "age_z.npy")
+    photo = tmp_path / "photo.png"
+    save_png(photo, np.zeros((64, 64, 3), np.uint8))  # no face: alignment would fail if it were reached
+    one_line_error(run("edit-photo", str(photo), "-g", style.name, "-b", str(tmp_path / "age_z.npy"), "--method",
+                       "optim", "--out", str(tmp_path / "grid.png")), "trained in 'z' space")  # fmt: skip
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    save_png(tmp_path / "a" / "x.png", np.zeros((8, 8, 3), np.uint8))
+    save_png(tmp_path / "b" / "x.png", np.zeros((8, 8, 3), np.uint8))
+    one_line_error(run("invert", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "-g", style.name,
+                       "--method", "optim", "--out", str(tmp_path / "inv")), "share the name 'x'")  # fmt: skip

@@ -13,7 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -21,7 +20,6 @@ from rich.table import Table
 from facesteer import modelfiles
 from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_workers, load_scorer
 from facesteer.errors import FacesteerError
-from facesteer.files import write_json
 from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, load_generator
 from facesteer.images import image_grid, save_png
 
@@ -309,7 +307,9 @@ def align(
     """Warp pictures to the framing of a generator's training images (its resolution), as inversion needs."""
     from facesteer.alignment import Aligner, load_framing
     from facesteer.images import load_image
+    from facesteer.photo_editing import check_outputs
 
+    check_outputs(pictures)
     framing = load_framing(generator, framing_file)
     size = load_generator(generator).resolution
     with Aligner(framing, size, models) as aligner:
@@ -510,21 +510,6 @@ def edit(
     )
 
 
-def _recipe(method: str, recipe: str, space: str | None, steps: int | None, learning_rate: float | None) -> Any:
-    """The optimisation recipe a command asked for (``--recipe`` with its overrides)."""
-    from facesteer.inversion import METHODS, RECIPES
-
-    if method not in METHODS:
-        raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
-    if recipe not in RECIPES:
-        raise FacesteerError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    chosen = RECIPES[recipe]
-    if space is not None and recipe == "nfe" and space != "z" and method != "encoder":
-        raise FacesteerError("the nfe recipe optimises z: leave --space out or use --recipe facesteer")
-    changes = {"space": space, "steps": steps, "learning_rate": learning_rate}
-    return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
-
-
 InversionMethodOption = typer.Option("hybrid", "--method", help="optim, encoder or hybrid (encoder, then optim)")
 RecipeOption = typer.Option("facesteer", "--recipe", help="optimisation: facesteer (MSE + LPIPS + prior, W) or nfe")
 InversionSpaceOption = typer.Option(None, "--space", help="z, w or wp (default: the recipe's)")
@@ -551,24 +536,19 @@ def invert(
     """Align pictures to the generator's framing and invert them: the codes (.npy, rows in argument order) and
     the generator's reconstructions (aligned | reconstruction PNGs)."""
     from facesteer.alignment import load_framing
+    from facesteer.inversion import encoder_for, resolve_recipe
     from facesteer.inversion import invert as invert_pictures
-    from facesteer.inversion.encoder import load_encoder
-    from facesteer.photo_editing import align_pictures
+    from facesteer.photo_editing import align_pictures, check_out_folder, check_outputs, save_inversion
 
     model = load_generator(generator)
-    chosen = _recipe(method, recipe, space, steps, learning_rate)
-    encoder = load_encoder(model, encoder_file) if method != "optim" else None
+    chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
+    check_outputs(pictures)
+    check_out_folder(out)
+    encoder = encoder_for(model, method, encoder_file)
     aligned = align_pictures(pictures, load_framing(model.name, framing_file), model.resolution, models)
     result = invert_pictures(aligned, model, method, chosen, encoder, progress=True)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "codes.npy", result.codes)
-    for path, original, rebuilt in zip(pictures, aligned, result.reconstructions, strict=True):
-        save_png(out / f"{path.stem}.png", image_grid(np.stack([original, rebuilt]), columns=2))
-    summary = {"generator": model.name, "method": method, "recipe": asdict(chosen), "space": result.space,
-               "pictures": [str(p) for p in pictures], "seconds": round(result.seconds, 3),
-               "seconds_per_picture": round(result.seconds / len(pictures), 3),
-               "final_loss": result.losses[-1] if result.losses else None}  # fmt: skip
-    write_json(out / "inversion.json", summary)
+    save_inversion(out, pictures, aligned, result, {"generator": model.name, "method": method,
+                                                     "recipe": asdict(chosen)})  # fmt: skip
     console.print(f"inverted {len(pictures)} pictures ({method}, {result.space}) in {result.seconds:.1f} s: {out}")
 
 
@@ -616,13 +596,13 @@ def edit_photo(
     """Align, invert and edit pictures along a boundary (conditioned on others if given): one grid."""
     from facesteer.alignment import load_framing
     from facesteer.boundaries import Boundary
-    from facesteer.inversion.encoder import load_encoder
+    from facesteer.inversion import encoder_for, resolve_recipe
     from facesteer.photo_editing import edit_photos
 
     model = load_generator(generator)
-    chosen = _recipe(method, recipe, space, steps, learning_rate)
+    chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
     primal, kept = Boundary.load(boundary), [Boundary.load(path) for path in conditions or []]
-    encoder = load_encoder(model, encoder_file) if method != "optim" else None
+    encoder = encoder_for(model, method, encoder_file)
     result = edit_photos(pictures, model, load_framing(model.name, framing_file), primal, alphas, kept, method,
                          chosen, encoder, models, progress=True)  # fmt: skip
     save_png(out, result.grid())

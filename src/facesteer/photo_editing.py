@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +20,10 @@ from facesteer.alignment import Aligner, Framing
 from facesteer.boundaries import Boundary
 from facesteer.editing import shift
 from facesteer.errors import FacesteerError
+from facesteer.files import atomic_path, write_json
 from facesteer.generators.base import Generator
-from facesteer.images import image_grid, load_image
-from facesteer.inversion import Inversion, Recipe, invert
+from facesteer.images import image_grid, load_image, save_png
+from facesteer.inversion import FACESTEER_RECIPE, Inversion, Recipe, invert
 from facesteer.inversion.encoder import InversionEncoder
 
 
@@ -55,13 +57,57 @@ def conditioned_boundary(boundary: Boundary, conditions: Sequence[Boundary]) -> 
     return boundary.conditioned_on(*conditions) if conditions else boundary
 
 
+def edit_space(generator: Generator, boundary: Boundary, space: str) -> str:
+    """The space codes of ``space`` are edited in along ``boundary``: their own, or W for z codes and a W
+    boundary (z maps to w exactly); checked, so a mismatch is refused before any inversion."""
+    chosen = "w" if space == "z" and boundary.space == "w" and "w" in generator.spaces else space
+    boundary.check_applies_to(generator, chosen)
+    return chosen
+
+
 def edit_codes(
     generator: Generator, codes: np.ndarray, space: str, boundary: Boundary, alphas: Sequence[float]
 ) -> np.ndarray:
-    """Images (N, A, R, R, 3) of ``codes`` moved by each alpha along ``boundary``."""
-    boundary.check_applies_to(generator, space)
-    edited = [generator.synthesize(shift(codes, boundary.normal, float(alpha)), space) for alpha in alphas]
+    """Images (N, A, R, R, 3) of ``codes`` (of ``space``) moved by each alpha along ``boundary``."""
+    chosen = edit_space(generator, boundary, space)
+    if chosen != space:
+        codes = generator.map(codes, chosen)
+    edited = [generator.synthesize(shift(codes, boundary.normal, float(alpha)), chosen) for alpha in alphas]
     return np.stack(edited, axis=1)
+
+
+def check_outputs(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse pictures whose outputs would collide (one PNG per file stem)."""
+    stems = [Path(path).stem for path in paths]
+    repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if repeated:
+        raise FacesteerError(f"pictures share the name {repeated[0]!r}: their outputs would overwrite each other")
+
+
+def save_inversion(
+    out: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    aligned: np.ndarray,
+    result: Inversion,
+    summary: dict[str, Any],
+) -> Path:
+    """Write OUT/codes.npy (rows in ``paths`` order), OUT/STEM.png (aligned | reconstruction) per picture and
+    OUT/inversion.json (``summary`` plus the result's space and times); each file atomically."""
+    out = Path(out)
+    for path, original, rebuilt in zip(paths, aligned, result.reconstructions, strict=True):
+        save_png(out / f"{Path(path).stem}.png", image_grid(np.stack([original, rebuilt]), columns=2))
+    with atomic_path(out / "codes.npy") as temporary, temporary.open("wb") as handle:
+        np.save(handle, result.codes)
+    write_json(out / "inversion.json", {**summary, "space": result.space, "pictures": [str(p) for p in paths],
+               "seconds": round(result.seconds, 3), "seconds_per_picture": round(result.seconds / len(paths), 3),
+               "final_loss": result.losses[-1] if result.losses else None})  # fmt: skip
+    return out
+
+
+def check_out_folder(out: str | os.PathLike[str]) -> None:
+    """Refuse an output folder that is an existing file, before any work."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise FacesteerError(f"--out {out} is a file, not a folder")
 
 
 def align_pictures(
@@ -92,6 +138,7 @@ def edit_photos(
     if missing:
         raise FacesteerError(f"picture {missing[0]} not found")
     used = conditioned_boundary(boundary, conditions)
+    edit_space(generator, used, (recipe or FACESTEER_RECIPE).space)  # refused now, not after the inversion
     aligned = align_pictures(paths, framing, generator.resolution, models)
     inversion = invert(aligned, generator, method, recipe, encoder, progress=progress)
     edits = edit_codes(generator, inversion.codes, inversion.space, used, alphas)

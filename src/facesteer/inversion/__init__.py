@@ -11,6 +11,7 @@ Pictures must already be in the generator's framing (:mod:`facesteer.alignment`)
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import torch
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator, to_uint8_images
 from facesteer.generators.ops import uint8_to_unit
-from facesteer.inversion.encoder import InversionEncoder, load_encoder
+from facesteer.inversion.encoder import InversionEncoder, encoder_space, encoder_weights, load_encoder
 from facesteer.inversion.optimize import FACESTEER_RECIPE, NFE_RECIPE, RECIPES, Recipe, optimize_codes
 from facesteer.inversion.prior import LatentPrior
 
@@ -45,6 +46,61 @@ class Inversion:
     reconstructions: np.ndarray
     seconds: float
     losses: list[float]
+
+
+def resolve_recipe(
+    generator: Generator,
+    method: str,
+    recipe: str = "facesteer",
+    space: str | None = None,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+) -> Recipe:
+    """The recipe named ``recipe`` with its overrides, checked against the method and generator before any work.
+
+    The space defaults to the recipe's where the generator has it, else the encoder's (Z for the DCGAN).
+
+    Raises:
+        FacesteerError: an unknown method or recipe, a space the generator lacks, or a method whose encoder
+            start cannot reach the space (an encoder predicts W; the mapping cannot be undone to Z).
+    """
+    if method not in METHODS:
+        raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
+    if recipe not in RECIPES:
+        raise FacesteerError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    chosen = RECIPES[recipe]
+    if recipe == "nfe" and space not in (None, "z"):
+        raise FacesteerError("the nfe recipe optimises z: leave --space out or use --recipe facesteer")
+    if space is None:
+        space = chosen.space if chosen.space in generator.spaces else encoder_space(generator)
+    if space not in generator.spaces:
+        raise FacesteerError(f"generator {generator.name} has no latent space {space!r}; it has {generator.spaces}")
+    if method != "optim" and space == "z" and encoder_space(generator) != "z":
+        raise FacesteerError(
+            f"an encoder of {generator.name} predicts w, which cannot start an optimisation in z: use --method "
+            "optim for z (NFE's recipe starts from z = 0) or a w/wp space"
+        )
+    changes = {"space": space, "steps": steps, "learning_rate": learning_rate}
+    return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
+
+
+def encoder_for(
+    generator: Generator, method: str, path: str | os.PathLike[str] | None = None
+) -> InversionEncoder | None:
+    """The encoder ``method`` needs (None for ``optim``): the file at ``path``, else the generator's shipped one.
+
+    Raises:
+        FacesteerError: none shipped and none given, with what to do instead.
+    """
+    if method == "optim":
+        return None
+    if path is None and not encoder_weights(generator.name).is_file():
+        raise FacesteerError(
+            f"no encoder is shipped for {generator.name}: use --method optim, pass --encoder FILE, or train one "
+            f"(`facesteer train-encoder --generator {generator.name} --out runs/encoder`, then --encoder "
+            "runs/encoder/encoder.safetensors)"
+        )
+    return load_encoder(generator, path)
 
 
 def convert_codes(generator: Generator, codes: torch.Tensor, source: str, target: str) -> torch.Tensor:
@@ -101,7 +157,7 @@ def invert(
     if method == "optim":
         start = mean_code(generator, recipe.space, len(pictures))
     else:
-        encoder = encoder or load_encoder(generator)
+        encoder = encoder or encoder_for(generator, method)
         with torch.no_grad():
             start = convert_codes(generator, encoder.encode(targets), encoder.space, recipe.space)
     codes = start
@@ -118,4 +174,14 @@ def invert(
                      time.perf_counter() - started, losses)  # fmt: skip
 
 
-__all__ = ["FACESTEER_RECIPE", "METHODS", "NFE_RECIPE", "RECIPES", "Inversion", "Recipe", "invert"]
+__all__ = [
+    "FACESTEER_RECIPE",
+    "METHODS",
+    "NFE_RECIPE",
+    "RECIPES",
+    "Inversion",
+    "Recipe",
+    "encoder_for",
+    "invert",
+    "resolve_recipe",
+]
