@@ -4,6 +4,7 @@ encoder (save/load, resume), and the invert / train-encoder / edit-photo command
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -108,18 +109,32 @@ def test_encoder_files_round_trip_and_are_checked(tmp_path, style):
         load_encoder(style, tmp_path / "absent.safetensors")
 
 
-def test_encoder_training_resumes_to_the_same_weights(tmp_path):
+def test_encoder_training_resumes_to_the_same_bytes(tmp_path):
+    from facesteer.files import file_sha256
+
     dcgan = load_generator("dcgan-digiface64")
-    options = EncoderOptions(steps=4, latent_steps=4, batch_size=4, checkpoint_every=2, perceptual=0.0)
-    straight = train_encoder(dcgan, tmp_path / "straight", options, progress=False)
-    train_encoder(dcgan, tmp_path / "resumed", options.__class__(**{**options.__dict__, "steps": 2}), progress=False)
-    resumed = train_encoder(dcgan, tmp_path / "resumed", options, progress=False)
-    a, b = load_encoder(dcgan, straight), load_encoder(dcgan, resumed)
-    for (name, left), right in zip(a.network.state_dict().items(), b.network.state_dict().values(), strict=True):
-        assert torch.equal(left, right), name
-    assert a.card["generator"] == "dcgan-digiface64" and a.space == "z"
+    photos = tmp_path / "photos"
+    for i, face in enumerate(dcgan.synthesize(dcgan.sample_z(4, seed=7))):
+        save_png(photos / f"{i}.png", face)
+    # two latent-only steps, then two with the image terms and real photos; checkpoints every 3 steps, so the
+    # resumed run repeats step 4 after a checkpoint at 3
+    options = EncoderOptions(steps=4, latent_steps=2, batch_size=4, real_per_step=2, checkpoint_every=3, perceptual=0)
+    straight = train_encoder(dcgan, tmp_path / "straight", options, data=photos, progress=False)
+    first = train_encoder(dcgan, tmp_path / "resumed", replace(options, steps=3), data=photos, progress=False)
+    with (first.parent / "log.jsonl").open("a") as log:  # a step logged after the checkpoint, then killed
+        log.write('{"step": 4, "latent": 0.5}\n')
+    resumed = train_encoder(dcgan, tmp_path / "resumed", options, data=photos, progress=False)
+    assert file_sha256(straight) == file_sha256(resumed)
+    steps = [json.loads(line)["step"] for line in (resumed.parent / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert "pixel" in (resumed.parent / "log.jsonl").read_text().splitlines()[-1]
+    encoder = load_encoder(dcgan, straight)
+    assert encoder.card["generator"] == "dcgan-digiface64" and encoder.space == "z"
     with pytest.raises(FacesteerError, match="another training run"):
-        train_encoder(dcgan, tmp_path / "straight", options.__class__(**{**options.__dict__, "seed": 1}))
+        train_encoder(dcgan, tmp_path / "straight", replace(options, seed=1), data=photos)
+    with pytest.raises(FacesteerError, match="image folder"):
+        train_encoder(dcgan, tmp_path / "typo", options, data=tmp_path / "no-such-folder")
+    assert not (tmp_path / "typo").exists()  # nothing written before the data was read
 
 
 @requires_models

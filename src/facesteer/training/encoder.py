@@ -71,6 +71,20 @@ def _real_batch(photos: np.ndarray, options: EncoderOptions, step: int) -> np.nd
     return photos[rng.choice(len(photos), size=options.real_per_step, replace=False)]
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log lines of steps up to ``step`` (those a checkpoint holds)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by a kill
+    path.write_text("".join(line + "\n" for line in kept))
+
+
 def train_encoder(
     generator: Generator,
     out: str | os.PathLike[str],
@@ -85,12 +99,21 @@ def train_encoder(
     end, ``encoder.safetensors`` (the shippable weights with their card).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    options_file, checkpoint_file = out / "options.json", out / "checkpoint.safetensors"
+    options_file, checkpoint_file, log_file = out / "options.json", out / "checkpoint.safetensors", out / "log.jsonl"
     wanted = {**options.identity(), "generator": generator.name, "data": str(data) if data else None}
-    if options_file.is_file() and json.loads(options_file.read_text()) != wanted:
-        raise FacesteerError(f"{out} holds another training run (options differ): choose another --out")
-    write_json(options_file, wanted)
+    if options_file.is_file():
+        try:
+            recorded = json.loads(options_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise FacesteerError(f"{options_file} is corrupt: remove the folder or choose another --out") from None
+        if recorded != wanted:
+            raise FacesteerError(f"{out} holds another training run (options differ): choose another --out")
+    photos = None
+    if data is not None:  # read (and refused) before anything is written
+        paths = list_images(data)[:real_limit]
+        photos = load_images(paths, generator.resolution, progress=progress, desc="reading photos")
+        if len(photos) < options.real_per_step:
+            raise FacesteerError(f"{data} holds {len(photos)} photos, fewer than --real-per-step")
 
     torch.manual_seed(options.seed)
     space = encoder_space(generator)
@@ -103,21 +126,18 @@ def train_encoder(
         tensors, metadata = read_checkpoint(checkpoint_file)
         restore_state(tensors, {"encoder": encoder}, {"adam": optimizer})
         step = int(metadata["step"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(options_file, wanted)
+    _truncate_log(log_file, step)  # steps logged after the last checkpoint are run again
 
     lpips = load_lpips() if options.perceptual > 0 else None
     realism = None
     if options.realism > 0 and quality_weights(generator.name).is_file():
         realism = QualityScorer(generator.name).network
-    photos = None
-    if data is not None:
-        paths = list_images(data)[:real_limit]
-        photos = load_images(paths, generator.resolution, progress=progress, desc="reading photos")
-        if len(photos) < options.real_per_step:
-            raise FacesteerError(f"{data} holds {len(photos)} photos, fewer than --real-per-step")
 
     started = time.perf_counter()
     bar = tqdm(total=options.steps, initial=step, desc="encoder", unit="step", disable=not progress)
-    with (out / "log.jsonl").open("a") as log:
+    with log_file.open("a") as log:
         while step < options.steps:
             z = torch.from_numpy(_step_codes(generator, options, step))
             with torch.no_grad():
@@ -154,13 +174,14 @@ def train_encoder(
                 write_checkpoint(checkpoint_file, state_tensors({"encoder": encoder}, {"adam": optimizer}),
                                  {"step": str(step)})  # fmt: skip
     bar.close()
+    # the card holds only what defines the run, so the same run writes the same bytes (times go to time.json)
+    write_json(out / "time.json", {"seconds_last_session": round(time.perf_counter() - started, 1), "step": step})
     card = {
         "generator": generator.name,
         "space": space,
         "steps": options.steps,
-        "options": asdict(options),
+        "options": options.identity(),
         "data": str(data) if data else None,
-        "seconds_this_session": round(time.perf_counter() - started, 1),
         "command": f"facesteer train-encoder --generator {generator.name} --steps {options.steps}"
         + (f" --data {data}" if data else ""),
     }
