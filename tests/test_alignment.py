@@ -62,6 +62,11 @@ def test_framing_files_are_checked(tmp_path):
     with pytest.raises(FacesteerError, match="learn-framing"):
         load_framing("not-a-generator")
     assert framing_path("dcgan-digiface64").is_file()
+    for points, kind, message in (([[float("nan"), 0.5]] * 5, "landmarks", "finite"),
+                                  ([[0.5, 0.5]] * 5, "landmarks", "distinct"),
+                                  ([[0.1, 0.1, 0.0, 0.5]], "anime-box", "positive width")):  # fmt: skip
+        with pytest.raises(FacesteerError, match=message):
+            Framing(kind, points, 0.0, "x", 1, 1)
 
 
 def _key_points_as_fractions(image: np.ndarray) -> np.ndarray:
@@ -125,6 +130,8 @@ def test_align_command_writes_one_png_per_photo(tmp_path, run):
 @requires_models
 @pytest.mark.skipif(not (SHARED / "data" / "utkface-crop-part1").is_dir(), reason="UTKFace photos not found")
 def test_learn_framing_agrees_with_the_shipped_one(tmp_path, run):
+    refused = run("learn-framing", "-g", "stylegan2-utkface64", "--data", str(SHARED / "data" / "utkface-crop-part1"))
+    one_line_error(refused, "ships a framing", "--force")
     out = tmp_path / "framing.json"
     result = run("learn-framing", "-g", "stylegan2-utkface64", "--data", str(SHARED / "data" / "utkface-crop-part1"),
                  "--num", "40", "--out", str(out))  # fmt: skip

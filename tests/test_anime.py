@@ -122,6 +122,8 @@ def test_labels_file_is_checked(tmp_path, run):
         read_anime_labels(bad)
     bad.write_text("file,hair_colour,hair_length,eye_colour\n../x.jpg,blue,long,blue\n")
     one_line_error(run("check-anime", "--labels", str(bad), "--data", str(tmp_path)), "plain file name")
+    bad.write_bytes(b"file,hair_colour,hair_length,eye_colour\n\xff\xfe.jpg,blue,long,blue\n")
+    one_line_error(run("check-anime", "--labels", str(bad), "--data", str(tmp_path)), "not a UTF-8 CSV")
     bad.write_text("file,hair,eyes\nx.jpg,blue,blue\n")
     one_line_error(run("check-anime", "--labels", str(bad), "--data", str(tmp_path)), "must have the columns")
 

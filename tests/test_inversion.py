@@ -102,6 +102,9 @@ def test_encoder_files_round_trip_and_are_checked(tmp_path, style):
     torch.testing.assert_close(loaded.encode(images), prior.unwhiten(network(images)).detach())
     with pytest.raises(FacesteerError, match="for stylegan2-utkface64, not for dcgan-digiface64"):
         load_encoder(load_generator("dcgan-digiface64"), path)
+    anonymous = save_encoder(tmp_path / "anonymous.safetensors", network, prior, {})
+    with pytest.raises(FacesteerError, match="encodes pictures for None"):
+        load_encoder(style, anonymous)  # a card must name its generator
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(FacesteerError, match="cannot read"):
         load_encoder(style, tmp_path / "bad.safetensors")

@@ -70,10 +70,22 @@ class Framing:
     def __post_init__(self) -> None:
         if self.kind not in FRAMING_KINDS:
             raise FacesteerError(f"unknown framing kind {self.kind!r}; expected one of {', '.join(FRAMING_KINDS)}")
-        shape = np.asarray(self.points, dtype=np.float64).shape
+        try:
+            points = np.asarray(self.points, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise FacesteerError(f"framing points must be numbers, got {self.points!r:.80}") from None
         expected = (len(KEY_POINTS), 2) if self.kind == "landmarks" else (1, 4)
-        if shape != expected:
-            raise FacesteerError(f"a {self.kind} framing needs points of shape {expected}, got {shape}")
+        if points.shape != expected:
+            raise FacesteerError(f"a {self.kind} framing needs points of shape {expected}, got {points.shape}")
+        if not np.all(np.isfinite(points)) or np.any(np.abs(points) > 2):
+            raise FacesteerError("framing points must be finite fractions of the image (about 0 to 1)")
+        if self.kind == "anime-box" and np.any(points[0, 2:] <= 0.01):
+            raise FacesteerError("a framing box needs a positive width and height")
+        if self.kind == "landmarks" and np.min(np.linalg.norm(points[:, None] - points[None], axis=-1)
+                                               + np.eye(len(points))) < 0.01:  # fmt: skip
+            raise FacesteerError("framing key points must be distinct")
+        if not all(isinstance(v, int) and v >= 0 for v in (self.images, self.found)):
+            raise FacesteerError("a framing's images and found must be counts")
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         return write_json(path, asdict(self))
@@ -274,8 +286,12 @@ def framing_kind_for(generator: str) -> str:
     return "anime-box" if "anime" in generator else "landmarks"
 
 
-def default_framing_out(generator: str) -> Path:
-    """Where ``learn-framing`` writes by default: the package's weights for a registered generator."""
+def default_framing_out(generator: str, force: bool = False) -> Path:
+    """Where ``learn-framing`` writes without --out: the package's framing of a registered generator, which
+    it replaces only when forced."""
     if generator not in GENERATORS:
         raise FacesteerError(f"{generator} is not a registered generator: give --out FILE.json")
-    return framing_path(generator)
+    target = framing_path(generator)
+    if target.exists() and not force:
+        raise FacesteerError(f"{generator} ships a framing ({target}): give --out FILE.json, or --force to replace it")
+    return target

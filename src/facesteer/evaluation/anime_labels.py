@@ -57,8 +57,11 @@ def read_anime_labels(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise FacesteerError(f"labels file {path} not found")
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise FacesteerError(f"{path} is not a UTF-8 CSV file: {error}") from None
     if not rows or set(rows[0]) != {"file", *LABEL_COLUMNS}:
         raise FacesteerError(f"{path} must have the columns file, {', '.join(LABEL_COLUMNS)}")
     for number, row in enumerate(rows, start=2):

@@ -36,6 +36,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N,) structural similarity of uint8 images (N, H, W, 3), 1 = identical."""
     _check_pair(a, b)
+    if min(a.shape[1:3]) < 11:
+        raise FacesteerError(f"SSIM's 11-px window needs images of at least 11x11, got {a.shape[1:3]}")
     x, y = (torch.from_numpy(v.astype(np.float64)).permute(0, 3, 1, 2) for v in (a, b))
     offsets = torch.arange(-5, 6, dtype=torch.float64)
     taps = torch.exp(-(offsets**2) / (2 * 1.5**2))

@@ -125,7 +125,7 @@ def load_encoder(generator: Generator, path: str | os.PathLike[str] | None = Non
         card = None
     if not isinstance(card, dict):
         raise FacesteerError(f"{path} has a corrupt model card in its metadata")
-    if card.get("generator") not in (None, generator.name):
+    if card.get("generator") != generator.name:
         raise FacesteerError(f"{path} encodes pictures for {card.get('generator')}, not for {generator.name}")
     space = encoder_space(generator)
     code_dim = generator.space_shape(space)[0]
@@ -134,7 +134,7 @@ def load_encoder(generator: Generator, path: str | os.PathLike[str] | None = Non
         network.load_state_dict({k.removeprefix("network."): v.float() for k, v in tensors.items()
                                  if k.startswith("network.")})  # fmt: skip
         prior = LatentPrior(space, tensors["prior.mean"], tensors["prior.cholesky"])
-    except (RuntimeError, KeyError) as error:
+    except (RuntimeError, KeyError, IndexError, FacesteerError) as error:
         raise FacesteerError(f"{path} does not hold an encoder for {generator.name}: {error}") from None
     if prior.mean.shape != (code_dim,):
         raise FacesteerError(f"{path} holds a prior of size {prior.mean.shape[0]}, not {code_dim}")

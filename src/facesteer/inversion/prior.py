@@ -32,8 +32,8 @@ class LatentPrior:
     def __init__(self, space: str, mean: torch.Tensor, cholesky: torch.Tensor) -> None:
         if space not in ("z", "w", "wp"):
             raise FacesteerError(f"a latent prior is for z, w or wp, not {space!r}")
-        dim = mean.shape[-1]
-        if mean.shape != (dim,) or cholesky.shape != (dim, dim):
+        dim = mean.shape[-1] if mean.ndim == 1 else -1
+        if mean.ndim != 1 or cholesky.shape != (dim, dim):
             raise FacesteerError(f"prior mean {tuple(mean.shape)} and Cholesky factor {tuple(cholesky.shape)} differ")
         self.space, self.mean, self.cholesky = space, mean.float(), cholesky.float()
 
