@@ -3,6 +3,8 @@ import json
 import numpy as np
 from PIL import Image
 
+from facesteer.attributes.anime import ANIME_ATTRIBUTES
+
 from .conftest import UTKFACE, one_line_error, requires_models
 
 
@@ -15,7 +17,14 @@ def test_info_json_lists_generators_scorers_and_model_files(run):
     assert {f["name"] for f in content["model_files"]} == {"face_landmarker.task", "glasses_fp16.tflite"}
     extended = {"face_width", "face_height", "race_white", "race_black", "race_asian", "race_indian", "au1", "au6",
                 "au9", "au12", "au25_26"}  # fmt: skip
-    assert {a["name"] for a in content["attributes"]} == {"pose", "smile", "age", "gender", "eyeglasses"} | extended
+    anime = set(ANIME_ATTRIBUTES)
+    assert {a["name"] for a in content["attributes"]} == {
+        "pose",
+        "smile",
+        "age",
+        "gender",
+        "eyeglasses",
+    } | extended | anime
 
 
 def test_info_reports_missing_model_files(run, tmp_path):
