@@ -41,7 +41,7 @@ from facesteer.evaluation.inversion import psnr, realism, reconstruction_metrics
 from facesteer.generators import load_generator
 from facesteer.generators.base import to_uint8_images
 from facesteer.images import image_grid, load_image, save_png
-from facesteer.inversion import FACESTEER_RECIPE, NFE_RECIPE, invert
+from facesteer.inversion import FACESTEER_RECIPE, FAST_RECIPE, NFE_RECIPE, invert
 from facesteer.inversion.encoder import load_encoder
 from facesteer.perceptual import load_lpips, lpips_distance
 
@@ -53,8 +53,7 @@ METHODS = {
     "nfe": ("optim", NFE_RECIPE),
     "encoder": ("encoder", FACESTEER_RECIPE),
     "hybrid": ("hybrid", FACESTEER_RECIPE),
-    "hybrid-fast": ("hybrid", FACESTEER_RECIPE.with_changes(name="fast", space="wp", steps=20, learning_rate=0.02,
-                                                            perceptual=0.0)),
+    "hybrid-fast": ("hybrid", FAST_RECIPE),
 }  # fmt: skip
 TRACE_EVERY = 50
 

@@ -99,6 +99,7 @@ class BoundaryFit:
     Attributes:
         normal: (1, d) float32 unit normal of the hyperplane, pointing to higher scores.
         intercept: the SVM's intercept (InterFaceGAN drops it; edits use hyperplanes through the origin).
+        train_accuracy: accuracy on the confident samples it was fit on (NFE's table reports it beside validation).
         validation_accuracy: accuracy on the held-out confident samples.
         all_accuracy: accuracy on the remaining middle samples, None if there are none.
         counts: sample counts (valid, chosen per side, train per side, validation per side, remaining).
@@ -106,6 +107,7 @@ class BoundaryFit:
 
     normal: np.ndarray
     intercept: float
+    train_accuracy: float
     validation_accuracy: float
     all_accuracy: float | None
     counts: dict[str, int]
@@ -179,6 +181,7 @@ def train_boundary(
     if norm == 0:
         raise FacesteerError("the SVM found no separating direction (all weights are zero)")
 
+    train_accuracy = float(np.mean((train_x @ weights + intercept > 0) == train_y))
     validation_x, validation_y = labelled(chosen.validation_positive, chosen.validation_negative)
     validation_accuracy = float(np.mean((validation_x @ weights + intercept > 0) == validation_y))
 
@@ -195,6 +198,7 @@ def train_boundary(
     return BoundaryFit(
         normal=(weights / norm).astype(np.float32)[None, :],
         intercept=intercept / norm,
+        train_accuracy=train_accuracy,
         validation_accuracy=validation_accuracy,
         all_accuracy=all_accuracy,
         counts={

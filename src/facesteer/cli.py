@@ -393,6 +393,7 @@ def train_boundary_command(
     rows = [
         [
             a,
+            f"{b.info['train_accuracy']:.3f}",
             f"{b.info['validation_accuracy']:.3f}",
             "-" if b.info["all_accuracy"] is None else f"{b.info['all_accuracy']:.3f}",
             b.info["counts"]["train_per_side"],
@@ -407,7 +408,7 @@ def train_boundary_command(
     console.print(
         _table(
             f"Boundaries of {run} (space {space}, ratio {ratio}, split {split})",
-            ["attribute", "validation acc", "all acc", "train/side", "val/side", "remaining"],
+            ["attribute", "train acc", "validation acc", "all acc", "train/side", "val/side", "remaining"],
             rows,
         )
     )
@@ -1189,6 +1190,31 @@ def label(
     columns = ["attribute", "direction", "r", "largest off-target |r|", "cos to boundary"]
     console.print(_table(title, columns, rows))
     console.print(f"wrote {out}: named directions, table.png (the r matrix), strips.png")
+
+
+@app.command()
+def serve(
+    generator: str = GeneratorOption,
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
+    directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
+    max_batch: int = typer.Option(32, "--max-batch", min=1, help="codes per forward pass (1 = no batching)"),
+    models: Path | None = ModelsOption,
+) -> None:
+    """The browser editor: one page with the face, a slider per attribute, conditions, random, upload, undo,
+    reset and download."""
+    import uvicorn
+
+    from facesteer.service import EditorService
+    from facesteer.web.app import create_app
+
+    service = EditorService.load(generator, boundaries, directions, models=models, max_batch=max_batch)
+    console.print(f"facesteer editor for {service.generator.name} on http://{host}:{port}/  (Ctrl+C stops it)")
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    finally:
+        service.close()
 
 
 def _is_click_error(error: BaseException, name: str) -> bool:

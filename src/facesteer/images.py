@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -14,6 +15,9 @@ from facesteer.files import atomic_path
 
 #: face detectors (MediaPipe, dlib) miss small faces: images are upscaled to this shorter side first
 DETECTION_SIZE = 256
+#: uploads with more pixels are refused from their header, before any decoding (a 30,000 x 30,000 picture, a
+#: decompression bomb): 40 MP is a large phone photo
+MAX_UPLOAD_PIXELS = 40_000_000
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
@@ -59,6 +63,39 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))  # phone photos: upright
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise FacesteerError(f"{path} is not a readable image: {error}") from None
+
+
+def decode_image(data: bytes, name: str = "the upload", max_pixels: int = MAX_UPLOAD_PIXELS) -> np.ndarray:
+    """Decode an uploaded picture (bytes, any format Pillow reads) as uint8 RGB (H, W, 3), in memory only.
+
+    The size is checked from the header before the pixels are decoded, so a huge picture or a decompression bomb
+    costs nothing; a truncated file is refused, not padded.
+
+    Raises:
+        FacesteerError: empty, not an image, truncated or corrupt, or more than ``max_pixels`` pixels.
+    """
+    if not data:
+        raise FacesteerError(f"{name} is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise FacesteerError(f"{name} is {width} x {height} pixels; at most {max_pixels:,} are accepted")
+            image.load()
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except Image.UnidentifiedImageError:
+        raise FacesteerError(f"{name} is not an image (or not a format this server reads)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own limit, from the header
+        raise FacesteerError(f"{name} declares too many pixels; at most {max_pixels:,} are accepted") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise FacesteerError(f"{name} is truncated or corrupt: {error}") from None
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 (H, W, 3) picture as PNG bytes (the same pixels give the same bytes)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:

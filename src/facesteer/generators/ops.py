@@ -30,4 +30,5 @@ def fused_upsample_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 def uint8_to_unit(images: np.ndarray) -> torch.Tensor:
     """uint8 RGB (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]: the range generators work in."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    images = np.ascontiguousarray(images) if images.flags.writeable else np.array(images)  # torch wants writable
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)

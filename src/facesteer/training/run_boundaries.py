@@ -53,6 +53,7 @@ def train_run_boundary(
         space=space,
         generator=dataset.manifest["generator"]["name"],
         info={
+            "train_accuracy": fit.train_accuracy,
             "validation_accuracy": fit.validation_accuracy,
             "all_accuracy": fit.all_accuracy,
             "counts": fit.counts,

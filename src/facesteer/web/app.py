@@ -1,0 +1,187 @@
+"""The browser editor: a FastAPI app over :class:`facesteer.service.EditorService`, and its one page.
+
+Routes (JSON in and out; a face travels as base64 PNG in ``image``):
+
+    GET  /                                  the page (HTML, JS and CSS from this package: no CDN)
+    GET  /api/info                          generator, sliders, conditions
+    POST /api/sessions            {seed?}   a new session with a random face
+    POST /api/sessions/ID/random  {seed?}   another random face
+    POST /api/sessions/ID/upload  (bytes)   the picture's inversion (raw body, at most ``max_upload_bytes``)
+    GET  /api/sessions/ID/progress          {done, total} of a running inversion
+    POST /api/sessions/ID/slider  {name, value}
+    POST /api/sessions/ID/condition {name, on}
+    POST /api/sessions/ID/undo | /reset
+    GET  /api/sessions/ID/image.png         the face shown, as a download
+
+Bad input is a 4xx whose JSON ``detail`` is one line: 400 (not an image, no face, out of range, unknown
+slider), 404 (unknown or expired session), 413 (body too large), 422 (a field of the wrong type). Uploads are
+read into memory (never a temporary file), and every request body is capped before it is read whole.
+"""
+
+from __future__ import annotations
+
+import base64
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt
+from starlette.concurrency import run_in_threadpool
+
+from facesteer.errors import FacesteerError
+from facesteer.service import EditorService, Session, UnknownSessionError
+
+#: uploads larger than this are refused (413) before they are read whole
+MAX_UPLOAD_BYTES = 10 * 2**20
+#: JSON bodies larger than this are refused (413)
+MAX_JSON_BYTES = 4096
+#: the files of the page, served from this package only
+PAGE_FILES = {"editor.js": "text/javascript", "editor.css": "text/css"}
+
+
+class BodyTooLargeError(Exception):
+    """A request body over its cap."""
+
+
+class SeedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: StrictInt | None = None
+
+
+class SliderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    value: StrictFloat | StrictInt
+
+
+class ConditionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    on: StrictBool
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLargeError(f"request body over {limit:,} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"request body over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse(request: Request, model: type[BaseModel]) -> Any:
+    """A JSON body of ``model`` (an empty body is ``{}``), capped at MAX_JSON_BYTES."""
+    body = await read_body(request, MAX_JSON_BYTES)
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValueError as error:
+        first = error.errors()[0] if hasattr(error, "errors") else {"loc": (), "msg": str(error)}
+        where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+        raise RequestValidationError([{"loc": ("body", where), "msg": first.get("msg", "invalid"),
+                                       "type": "value_error"}]) from None  # fmt: skip
+
+
+def create_app(service: EditorService, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+    """The editor's app over ``service`` (which the caller owns and closes)."""
+    app = FastAPI(title="facesteer editor", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def answer(session: Session) -> dict[str, Any]:
+        return {**service.view(session), "image": base64.b64encode(session.png).decode("ascii")}
+
+    @app.exception_handler(FacesteerError)
+    async def bad_input(_request: Request, error: FacesteerError) -> JSONResponse:
+        status = 404 if isinstance(error, UnknownSessionError) else 400
+        return JSONResponse({"detail": one_line(str(error))}, status_code=status)
+
+    @app.exception_handler(BodyTooLargeError)
+    async def too_large(_request: Request, error: BodyTooLargeError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=413)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+        return JSONResponse({"detail": one_line(f"{where}: {first.get('msg', 'invalid')}")}, status_code=422)
+
+    @app.get("/")
+    def page() -> Response:
+        return Response(page_file("index.html"), media_type="text/html")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in PAGE_FILES:
+            return JSONResponse({"detail": "no such file"}, status_code=404)
+        return Response(page_file(name), media_type=PAGE_FILES[name])
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        return service.describe()
+
+    @app.post("/api/sessions")
+    async def new_session(request: Request) -> dict[str, Any]:
+        seed = (await parse(request, SeedRequest)).seed
+        return answer(await run(service.new_session, seed))
+
+    @app.post("/api/sessions/{session_id}/random")
+    async def random_face(session_id: str, request: Request) -> dict[str, Any]:
+        seed = (await parse(request, SeedRequest)).seed
+        return answer(await run(service.random_face, session_id, seed))
+
+    @app.post("/api/sessions/{session_id}/upload")
+    async def upload(session_id: str, request: Request) -> dict[str, Any]:
+        service.sessions.get(session_id)  # an unknown session is refused before the body is read
+        data = await read_body(request, max_upload_bytes)
+        return answer(await run(service.upload, session_id, data))
+
+    @app.get("/api/sessions/{session_id}/progress")
+    def progress(session_id: str) -> dict[str, Any]:
+        done = service.progress(session_id)
+        return {"running": done is not None, "done": done[0] if done else 0, "total": done[1] if done else 0}
+
+    @app.post("/api/sessions/{session_id}/slider")
+    async def slider(session_id: str, request: Request) -> dict[str, Any]:
+        body = await parse(request, SliderRequest)
+        return answer(await run(service.set_slider, session_id, body.name, body.value))
+
+    @app.post("/api/sessions/{session_id}/condition")
+    async def condition(session_id: str, request: Request) -> dict[str, Any]:
+        body = await parse(request, ConditionRequest)
+        return answer(await run(service.set_condition, session_id, body.name, body.on))
+
+    @app.post("/api/sessions/{session_id}/undo")
+    async def undo(session_id: str) -> dict[str, Any]:
+        return answer(await run(service.undo, session_id))
+
+    @app.post("/api/sessions/{session_id}/reset")
+    async def reset(session_id: str) -> dict[str, Any]:
+        return answer(await run(service.reset, session_id))
+
+    @app.get("/api/sessions/{session_id}/image.png")
+    def image(session_id: str) -> Response:
+        headers = {"Content-Disposition": 'attachment; filename="facesteer.png"', "Cache-Control": "no-store"}
+        return Response(service.png(session_id), media_type="image/png", headers=headers)
+
+    return app
+
+
+async def run(function: Any, *args: Any) -> Any:
+    """Run a blocking service call on the thread pool (the render queue batches what arrives meanwhile)."""
+    return await run_in_threadpool(function, *args)
+
+
+def one_line(text: str) -> str:
+    """The first line of ``text``, at most 300 characters."""
+    line = text.strip().splitlines()[0] if text.strip() else "bad request"
+    return line[:300]
+
+
+def page_file(name: str) -> bytes:
+    """A file of the page, from this package."""
+    return resources.files("facesteer.web").joinpath("static", name).read_bytes()

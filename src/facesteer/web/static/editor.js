@@ -1,0 +1,125 @@
+// The facesteer editor page: every rule lives in the server; this file only sends what the user did and shows
+// what comes back.
+"use strict";
+
+const state = { session: null, sliders: [], busy: false };
+const $ = (id) => document.getElementById(id);
+
+async function call(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+  return body;
+}
+
+function post(path, payload) {
+  return call(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                      body: payload === undefined ? undefined : JSON.stringify(payload) });
+}
+
+function showError(error) {
+  $("error").textContent = error ? String(error.message || error) : "";
+  $("error").hidden = !error;
+}
+
+function show(view) {
+  state.session = view.session;
+  $("face").src = "data:image/png;base64," + view.image;
+  $("face").dataset.version = String(view.version);
+  $("download").href = `/api/sessions/${view.session}/image.png?v=${view.version}-${Date.now()}`;
+  $("undo").disabled = !view.can_undo;
+  for (const slider of state.sliders) {
+    const value = view.sliders[slider.name] ?? 0;
+    $(`slider-${slider.name}`).value = value;
+    $(`value-${slider.name}`).textContent = Number(value).toFixed(1);
+  }
+  for (const box of document.querySelectorAll("#conditions input")) {
+    box.checked = view.conditions.includes(box.value);
+  }
+  const origin = view.origin;
+  $("origin").textContent = origin.kind === "random" ? `random face, seed ${origin.seed}`
+    : `your photo, inverted (${origin.method}) in ${origin.seconds} s`;
+  showError(null);
+}
+
+async function act(work) {
+  if (state.busy) return;
+  state.busy = true;
+  document.body.classList.add("busy");
+  try { show(await work()); } catch (error) { showError(error); } finally {
+    state.busy = false;
+    document.body.classList.remove("busy");
+  }
+}
+
+function buildControls(info) {
+  $("generator").textContent = `${info.generator} (${info.resolution} px)`;
+  state.sliders = info.sliders;
+  for (const slider of info.sliders) {
+    const row = document.createElement("div");
+    row.className = "slider";
+    row.innerHTML = `<label for="slider-${slider.name}"></label>
+      <input type="range" id="slider-${slider.name}" min="${slider.min}" max="${slider.max}" step="0.1" value="0">
+      <output id="value-${slider.name}">0.0</output>`;
+    row.querySelector("label").textContent = slider.kind === "direction" ? `${slider.name} (found)` : slider.name;
+    const input = row.querySelector("input");
+    input.dataset.name = slider.name;
+    input.addEventListener("input", () => { $(`value-${slider.name}`).textContent = Number(input.value).toFixed(1); });
+    input.addEventListener("change", () => act(() => post(`/api/sessions/${state.session}/slider`,
+                                                          { name: slider.name, value: Number(input.value) })));
+    $("sliders").appendChild(row);
+  }
+  for (const name of info.conditions) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = name;
+    box.id = `condition-${name}`;
+    box.addEventListener("change", () => act(() => post(`/api/sessions/${state.session}/condition`,
+                                                        { name, on: box.checked })));
+    label.append(box, " " + name);
+    $("conditions").appendChild(label);
+  }
+}
+
+async function upload(file) {
+  $("busy").hidden = false;
+  $("progress").removeAttribute("value");
+  const poll = setInterval(async () => {
+    try {
+      const progress = await call(`/api/sessions/${state.session}/progress`);
+      if (progress.running) {
+        $("progress").max = progress.total;
+        $("progress").value = progress.done;
+        $("busy-text").textContent = `Inverting… step ${progress.done} of ${progress.total}`;
+      }
+    } catch (error) { /* the upload's own answer reports errors */ }
+  }, 150);
+  try {
+    await act(() => call(`/api/sessions/${state.session}/upload`,
+                         { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file }));
+  } finally {
+    clearInterval(poll);
+    $("busy").hidden = true;
+    $("busy-text").textContent = "Inverting…";
+  }
+}
+
+async function start() {
+  try {
+    buildControls(await call("/api/info"));
+  } catch (error) { showError(error); return; }
+  $("random").addEventListener("click", () => act(() => post(`/api/sessions/${state.session}/random`, {})));
+  $("undo").addEventListener("click", () => act(() => post(`/api/sessions/${state.session}/undo`)));
+  $("reset").addEventListener("click", () => act(() => post(`/api/sessions/${state.session}/reset`)));
+  $("upload").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    event.target.value = "";
+    if (file) upload(file);
+  });
+  const seed = new URLSearchParams(location.search).get("seed");
+  await act(() => post("/api/sessions", seed === null ? {} : { seed: Number(seed) }));
+  document.body.dataset.ready = "true";
+}
+
+start();

@@ -1,0 +1,215 @@
+"""The editing service (no HTTP): sessions, history, conditions, batching, bounds and uploads."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facesteer.discovery.directions import Directions, load_direction_set
+from facesteer.errors import FacesteerError
+from facesteer.images import decode_image
+from facesteer.service import EditorService, SessionStore, UnknownSessionError, load_controls
+from facesteer.service.batching import RenderQueue
+from facesteer.service.sessions import SESSION_ID, EditState, Entry
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CELEBA = SHARED / "data" / "celeba-sample"
+
+
+@pytest.fixture(scope="module")
+def service(generator):
+    # the shipped named directions of the default generator, as attributes, so they can also be conditions
+    directions = load_direction_set(None, generator.name)
+    service = EditorService(generator, load_controls(generator, directions, None))
+    yield service
+    service.close()
+
+
+def png_of(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_same_seed_same_bytes_and_ids_are_unguessable(service):
+    first, second, other = service.new_session(5), service.new_session(5), service.new_session(6)
+    assert first.png == second.png and first.png != other.png
+    assert first.id != second.id and all(SESSION_ID.match(s.id) for s in (first, second, other))
+    assert first.png == png_of(service.generator.synthesize(service.generator.sample_z(1, 5))[0])
+
+
+def test_slider_moves_the_code_along_its_direction_and_undo_reset_restore_bytes(service):
+    session = service.new_session(11)
+    original = session.png
+    service.set_slider(session.id, "smile", 2.0)
+    moved = session.png
+    assert moved != original and session.state.slider("smile") == 2.0
+    expected = session.code + 2.0 * service.controls["smile"].vector.astype(np.float32)
+    np.testing.assert_allclose(service.code_for(session, session.state), expected, atol=1e-6)
+    service.set_slider(session.id, "age", -1.5)
+    service.undo(session.id)
+    assert session.png == moved
+    service.reset(session.id)
+    assert session.png == original and session.state == EditState()
+    service.undo(session.id)  # reset is a step of its own
+    assert session.png == moved
+    service.undo(session.id)
+    service.undo(session.id)  # nothing left to undo: not an error
+    assert session.png == original and len(session.history) == 1
+
+
+def test_conditions_project_other_sliders_off_them(generator):
+    shipped = load_direction_set(None, generator.name)  # orthonormal: make two that are not
+    smile, age = (shipped.vectors[shipped.index(name)].astype(np.float64) for name in ("smile", "age"))
+    mixed = Directions(np.stack([smile, 0.6 * smile + 0.8 * age]), "test", generator.name, "z", names=["smile", "mix"])
+    service = EditorService(generator, load_controls(generator, mixed, None))
+    try:
+        session = service.new_session(3)
+        mix = service.controls["mix"].vector
+        service.set_condition(session.id, "mix", True)
+        service.set_slider(session.id, "smile", 3.0)
+        offset = service.code_for(session, session.state) - session.code
+        assert abs(float(offset @ mix)) < 1e-4 and float(offset @ smile) > 0  # smile moved, mix kept
+        service.set_slider(session.id, "mix", 1.0)  # a condition never applies to its own slider
+        offset = service.code_for(session, session.state) - session.code
+        assert float(offset @ mix) == pytest.approx(1.0, abs=1e-4)
+        service.set_condition(session.id, "mix", False)
+        offset = service.code_for(session, session.state) - session.code
+        assert float(offset @ mix) == pytest.approx(1.0 + 3.0 * 0.6, abs=1e-4)
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("smile", 3.5, "in [-3, 3]"),
+        ("smile", float("nan"), "in [-3, 3]"),
+        ("../../etc/passwd", 1.0, "no slider"),
+        ("smile", "1", "in [-3, 3]"),
+    ],
+)
+def test_bad_slider_values_are_refused_and_change_nothing(service, name, value, message):
+    session = service.new_session(1)
+    with pytest.raises(FacesteerError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        service.set_slider(session.id, name, value)
+    assert len(session.history) == 1
+
+
+def test_unknown_malformed_and_expired_sessions(generator):
+    now = [0.0]
+    service = EditorService(generator, load_controls(generator, load_direction_set(None, generator.name), None),
+                            store=SessionStore(ttl=60, clock=lambda: now[0]))  # fmt: skip
+    try:
+        session = service.new_session(0)
+        for bad in ("nope", "../" * 15, session.id[:-1] + ("A" if session.id[-1] != "A" else "B")):
+            with pytest.raises(UnknownSessionError):
+                service.undo(bad)
+        now[0] = 59.0
+        service.undo(session.id)  # a use keeps it alive
+        now[0] = 118.0
+        service.undo(session.id)
+        now[0] = 179.0
+        with pytest.raises(UnknownSessionError, match="expired"):
+            service.undo(session.id)
+        assert len(service.sessions) == 0
+    finally:
+        service.close()
+
+
+def test_store_bounds_sessions_history_and_bytes():
+    store = SessionStore(max_sessions=3, max_history=4, max_session_bytes=10_000, max_total_bytes=25_000)
+    code = np.zeros(8, np.float32)
+    sessions = [store.create(code, {}, b"x" * 1000) for _ in range(4)]
+    assert len(store) == 3  # the least recently used went first
+    with pytest.raises(UnknownSessionError):
+        store.get(sessions[0].id)
+    store.get(sessions[1].id)  # now the most recent: the next eviction takes sessions[2]
+    store.create(code, {}, b"x" * 1000)
+    with pytest.raises(UnknownSessionError):
+        store.get(sessions[2].id)
+    kept = sessions[1]
+    for k in range(10):
+        store.push(kept, Entry(EditState().with_slider("a", k + 1.0), b"y" * 1000))
+    assert len(kept.history) == 4 and kept.history[0].png == b"x" * 1000  # the face as it came stays
+    for k in range(10):
+        store.push(kept, Entry(EditState().with_slider("a", -k - 1.0), b"z" * 3000))
+    assert kept.nbytes() <= 10_000 + 3_128 and len(kept.history) >= 2
+    for k in range(3):
+        store.push(kept, Entry(EditState().with_slider("b", k + 1.0), b"w" * 4000))
+    assert store.total_bytes() <= 25_000
+
+
+def test_render_queue_batches_concurrent_requests(generator):
+    codes = generator.sample_z(12, 4)
+    queue = RenderQueue(generator, "z", max_batch=12, max_wait=0.5)
+    try:
+        results: dict[int, np.ndarray] = {}
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, queue.render(codes[i]))) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert queue.rendered == 12 and queue.batches < 12
+        alone = generator.synthesize(codes)
+        for i in range(12):  # a batch's companions do not change a face beyond rounding
+            assert np.abs(results[i].astype(int) - alone[i].astype(int)).max() <= 1
+        with pytest.raises(FacesteerError, match="shape"):
+            queue.render(np.zeros(3, np.float32))
+    finally:
+        queue.close()
+
+
+def fake_png(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """A 1-bit greyscale PNG of any declared size; its pixel data is ``rows`` (zeros compress to almost nothing)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    data = rows if rows is not None else zlib.compress(b"\0" * ((width + 7) // 8 + 1) * min(height, 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_decode_image_refuses_bad_uploads_from_their_header():
+    photo = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(photo, format="JPEG")
+    assert decode_image(photo.getvalue()).shape == (30, 40, 3)
+    for data, message in [
+        (b"", "empty"),
+        (b"GIF89a not really", "not an image|truncated or corrupt"),
+        (b"just some text", "not an image"),
+        (photo.getvalue()[: len(photo.getvalue()) // 2], "truncated or corrupt"),
+        (fake_png(7_000, 7_000), "7000 x 7000 pixels; at most 40,000,000"),
+        (fake_png(30_000, 30_000), "too many pixels; at most 40,000,000"),  # Pillow's bomb check, from the header
+    ]:
+        with pytest.raises(FacesteerError, match=message):
+            decode_image(data)
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason=f"{CELEBA} not found")
+def test_upload_inverts_a_photo_and_refuses_one_without_a_face(service, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # anything written to a temporary file lands here
+    session = service.new_session(2)
+    photo = sorted(CELEBA.iterdir())[0].read_bytes()
+    service.set_slider(session.id, "smile", 1.0)
+    service.upload(session.id, photo, "photo.jpg")
+    assert session.origin["kind"] == "upload" and len(session.history) == 1 and session.progress is None
+    shown = np.asarray(Image.open(io.BytesIO(session.png)))
+    assert shown.shape == (64, 64, 3)
+    before = session.png
+    blank = io.BytesIO()
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(blank, format="PNG")
+    with pytest.raises(FacesteerError, match="no face"):
+        service.upload(session.id, blank.getvalue(), "blank.png")
+    assert session.png == before and session.progress is None
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # (torch may make an empty cache folder)
