@@ -152,7 +152,11 @@ def test_render_queue_batches_concurrent_requests(generator):
     queue = RenderQueue(generator, "z", max_batch=12, max_wait=0.5)
     try:
         results: dict[int, np.ndarray] = {}
-        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, queue.render(codes[i]))) for i in range(12)]
+
+        def render(i: int) -> None:
+            results[i] = queue.render(codes[i])
+
+        threads = [threading.Thread(target=render, args=(i,)) for i in range(12)]
         for thread in threads:
             thread.start()
         for thread in threads:
