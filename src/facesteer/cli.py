@@ -1217,6 +1217,32 @@ def serve(
         service.close()
 
 
+@app.command()
+def bot(
+    generator: str = GeneratorOption,
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Bot API server (default: Telegram's); the bot calls BASE/bot<token>/<method>"
+    ),
+    boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
+    directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
+    models: Path | None = ModelsOption,
+) -> None:
+    """The Telegram bot: /random, photos in, buttons per attribute; the token comes from $FACESTEER_BOT_TOKEN."""
+    import logging
+
+    from facesteer.bot import read_token, run_bot
+    from facesteer.service import EditorService
+
+    token = read_token()  # refused before any model is loaded
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    service = EditorService.load(generator, boundaries, directions, models=models)
+    console.print(f"facesteer bot for {service.generator.name} is polling (Ctrl+C stops it)")
+    try:
+        run_bot(service, token, base_url)
+    finally:
+        service.close()
+
+
 def _is_click_error(error: BaseException, name: str) -> bool:
     # Typer raises click's exceptions (vendored in recent releases); match them by class name.
     return any(cls.__name__ == name for cls in type(error).__mro__)

@@ -1,0 +1,140 @@
+"""Load on the editor (loopback only, bounded in time): CLIENTS concurrent clients moving sliders for SECONDS.
+
+For each generator, `facesteer serve` is started twice in one run, with request batching on (--max-batch 32)
+and off (--max-batch 1), and the same load is sent to each: every client opens a session, then moves a random
+slider to a random value, waits for the face, and does it again. Reported per server: edits/s, latency
+p50/p95/p99, errors, and the server's resident memory (peak, after warm-up, at the end), then the throughput
+ratio batched / unbatched. The clients run in this process (asyncio + httpx), on the same 2 cores as the server.
+
+    python bench/serve.py [--generators dcgan-digiface64 stylegan2-utkface64] [--clients 50] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+WARM_UP = 5.0  # seconds of load before the memory baseline is read
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (MiB), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(generator: str, max_batch: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "facesteer.cli", "serve", "--generator", generator, "--port", str(port),
+               "--max-batch", str(max_batch)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server stopped: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/info", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise SystemExit("the server did not come up in 120 s")
+
+
+async def client(url: str, sliders: list[str], stop: float, seed: int, latencies: list[float], errors: list[str]):
+    rng = random.Random(seed)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        response = await http.post("/api/sessions", json={"seed": seed})
+        if response.status_code != 200:
+            errors.append(f"new session: {response.status_code}")
+            return
+        session = response.json()["session"]
+        while time.monotonic() < stop:
+            body = {"name": rng.choice(sliders), "value": round(rng.uniform(-3, 3), 1)}
+            started = time.perf_counter()
+            try:
+                response = await http.post(f"/api/sessions/{session}/slider", json=body)
+                ok = response.status_code == 200 and response.json()["image"]
+            except httpx.HTTPError as error:
+                ok, response = False, error
+            latencies.append(time.perf_counter() - started)
+            if not ok:
+                errors.append(str(getattr(response, "status_code", response)))
+
+
+async def load(url: str, clients: int, seconds: float, pid: int) -> dict:
+    sliders = [s["name"] for s in httpx.get(f"{url}/api/info").json()["sliders"]]
+    latencies: list[float] = []
+    errors: list[str] = []
+    memory: list[tuple[float, float]] = []
+    started = time.monotonic()
+    stop = started + seconds
+
+    async def watch() -> None:
+        while time.monotonic() < stop:
+            memory.append((time.monotonic() - started, rss_mib(pid)))
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(watch(), *(client(url, sliders, stop, k, latencies, errors) for k in range(clients)))
+    elapsed = time.monotonic() - started
+    after_warm_up = [m for t, m in memory if t >= WARM_UP]
+    return {
+        "edits": len(latencies) - len(errors),
+        "edits_per_s": (len(latencies) - len(errors)) / elapsed,
+        "p50": float(np.percentile(latencies, 50)) * 1000,
+        "p95": float(np.percentile(latencies, 95)) * 1000,
+        "p99": float(np.percentile(latencies, 99)) * 1000,
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors))[:5],
+        "rss_peak": max(m for _, m in memory),
+        "rss_warm": after_warm_up[0] if after_warm_up else float("nan"),
+        "rss_end": memory[-1][1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generators", nargs="+", default=["dcgan-digiface64", "stylegan2-utkface64"])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    print(f"# {args.clients} clients x {args.seconds:.0f} s per server, loopback, {os.cpu_count()} cores")
+    print("generator            batching  edits/s   p50 ms   p95 ms   p99 ms  errors  RSS MiB warm/end/peak")
+    for generator in args.generators:
+        results = {}
+        for label, max_batch in (("on", 32), ("off", 1)):
+            process, url = start_server(generator, max_batch)
+            try:
+                r = asyncio.run(load(url, args.clients, args.seconds, process.pid))
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            results[label] = r
+            print(f"{generator:20s} {label:8s} {r['edits_per_s']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} "
+                  f"{r['errors']:7d}  {r['rss_warm']:.0f}/{r['rss_end']:.0f}/{r['rss_peak']:.0f}"
+                  + (f"  {r['error_kinds']}" if r["errors"] else ""), flush=True)  # fmt: skip
+        ratio = results["on"]["edits_per_s"] / results["off"]["edits_per_s"]
+        print(f"{generator:20s} batching on / off throughput: {ratio:.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""A Bot API server on loopback speaking the methods the bot uses, for end-to-end tests with no network.
+
+Tests put updates in (:meth:`FakeTelegram.push`), the bot long-polls ``getUpdates`` for them, and what it sends
+(messages, photos with their bytes and keyboards, callback answers) is recorded in :attr:`FakeTelegram.sent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+BOT_USER = {"id": 1000, "is_bot": True, "first_name": "facesteer", "username": "facesteer_test_bot"}
+USER = {"id": 42, "is_bot": False, "first_name": "Tester"}
+CHAT = {"id": 42, "type": "private", "first_name": "Tester"}
+
+
+class FakeTelegram:
+    """The server's state and its app; ``start()`` serves it on a free loopback port in a thread."""
+
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self.files: dict[str, bytes] = {}
+        self.tokens: set[str] = set()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.app = self._make_app()
+        self.url = ""
+
+    # ---- what tests do
+
+    def push(self, **update: Any) -> None:
+        with self._lock:
+            self.updates.append({"update_id": next(self._ids), **update})
+
+    def command(self, text: str) -> None:
+        command = text.split()[0]
+        self.push(message={**self._message(), "text": text,
+                           "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}]})  # fmt: skip
+
+    def photo(self, data: bytes) -> None:
+        file_id = f"photo{len(self.files)}"
+        self.files[file_id] = data
+        size = {"file_id": file_id, "file_unique_id": file_id, "width": 178, "height": 218, "file_size": len(data)}
+        self.push(message={**self._message(), "photo": [size]})
+
+    def press(self, data: str, on_message: dict[str, Any]) -> None:
+        self.push(callback_query={"id": f"cb{next(self._ids)}", "from": USER, "chat_instance": "chat42",
+                                  "data": data, "message": on_message["message"]})  # fmt: skip
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` things have been sent (answers to callbacks excluded); return them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                shown = [s for s in self.sent if s["method"] != "answerCallbackQuery"]
+            if len(shown) >= count:
+                return shown
+            time.sleep(0.05)
+        raise AssertionError(f"the bot sent {len(shown)} of {count} replies in {timeout} s: {shown}")
+
+    # ---- the server
+
+    def _message(self) -> dict[str, Any]:
+        return {"message_id": next(self._ids), "date": int(time.time()), "chat": CHAT, "from": USER}
+
+    def _make_app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/bot{token}/{method}")
+        async def method(token: str, method: str, request: Request) -> JSONResponse:
+            self.tokens.add(token)
+            form = await request.form()
+            fields: dict[str, Any] = {}
+            for key, value in form.multi_items():
+                fields[key] = await value.read() if hasattr(value, "read") else value
+            return JSONResponse({"ok": True, "result": await self._answer(method, fields)})
+
+        @app.get("/file/bot{token}/{path:path}")
+        async def file(token: str, path: str) -> Response:
+            return Response(self.files.get(path.rsplit("/", 1)[-1], b""), media_type="application/octet-stream")
+
+        return app
+
+    async def _answer(self, method: str, fields: dict[str, Any]) -> Any:
+        if method == "getMe":
+            return BOT_USER
+        if method == "getUpdates":
+            offset = int(fields.get("offset", 0) or 0)
+            deadline = time.monotonic() + min(float(fields.get("timeout", 0) or 0), 1.0)
+            while True:
+                with self._lock:
+                    ready = [u for u in self.updates if u["update_id"] >= offset]
+                if ready or time.monotonic() >= deadline:
+                    return ready
+                await asyncio.sleep(0.02)
+        if method in ("deleteWebhook", "setMyCommands", "answerCallbackQuery", "sendChatAction"):
+            if method == "answerCallbackQuery":
+                self._record(method, fields)
+            return True
+        if method == "getFile":
+            file_id = json.loads(fields["file_id"]) if fields["file_id"].startswith('"') else fields["file_id"]
+            return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(self.files.get(file_id, b"")),
+                    "file_path": f"photos/{file_id}"}  # fmt: skip
+        if method in ("sendMessage", "sendPhoto"):
+            record = self._record(method, fields)
+            message = {**self._message(), "from": BOT_USER}
+            if method == "sendPhoto":
+                message["photo"] = [{"file_id": "sent", "file_unique_id": "sent", "width": 64, "height": 64}]
+                message["caption"] = record.get("caption", "")
+            else:
+                message["text"] = record.get("text", "")
+            record["message"] = message
+            return message
+        raise ValueError(f"the fake server does not speak {method}")
+
+    def _record(self, method: str, fields: dict[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {"method": method}
+        for key, value in fields.items():
+            if isinstance(value, bytes):
+                record[key] = value
+            elif key == "reply_markup":
+                record[key] = json.loads(value)
+            else:
+                try:
+                    record[key] = json.loads(value)
+                except ValueError:
+                    record[key] = value
+        with self._lock:
+            self.sent.append(record)
+        return record
+
+    def start(self) -> FakeTelegram:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

@@ -1,0 +1,147 @@
+"""The Telegram bot end to end: `facesteer bot` as its own process, talking to a Bot API server on loopback.
+
+The test prints the conversation (run with -s to read it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facesteer.bot import RedactToken, read_token
+from facesteer.errors import FacesteerError
+from facesteer.generators import load_generator
+from facesteer.images import encode_png
+from tests.fake_telegram import FakeTelegram
+from tests.test_service import CELEBA
+
+TOKEN = "123456789:AAFakeTokenThatMustNeverBePrinted_xyz"
+
+
+def photo_of(record: dict) -> bytes:
+    photo = record["photo"]
+    return photo if isinstance(photo, bytes) else record[photo.removeprefix("attach://")]
+
+
+def buttons(record: dict) -> list[str]:
+    return [b["callback_data"] for row in record["reply_markup"]["inline_keyboard"] for b in row]
+
+
+def describe(record: dict) -> str:
+    if record["method"] == "sendPhoto":
+        image = Image.open(io.BytesIO(photo_of(record)))
+        size = f"{image.size[0]}x{image.size[1]}"
+        return f"bot: [photo {size} PNG] {record.get('caption', '')!r} ({len(buttons(record))} buttons)"
+    return f"bot: {record.get('text', '')!r}"
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory):
+    telegram = FakeTelegram().start()
+    logs = tmp_path_factory.mktemp("bot")
+    env = {**os.environ, "FACESTEER_BOT_TOKEN": TOKEN}
+    out, err = (logs / "stdout.txt").open("wb"), (logs / "stderr.txt").open("wb")
+    command = [sys.executable, "-m", "facesteer.cli", "bot", "-g", "dcgan-digiface64", "--base-url", telegram.url]
+    process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+    transcript: list[str] = []
+    yield telegram, process, transcript, logs
+    process.terminate()
+    process.wait(timeout=30)
+    out.close()
+    err.close()
+    telegram.stop()
+    print("\n".join(["", "--- bot transcript ---", *transcript]))
+
+
+def say(telegram: FakeTelegram, transcript: list[str], what: str, count: int, **kwargs) -> list[dict]:
+    transcript.append(what)
+    before = len(telegram.wait_for(0))
+    if "text" in kwargs:
+        telegram.command(kwargs["text"])
+    elif "photo" in kwargs:
+        telegram.photo(kwargs["photo"])
+    else:
+        telegram.press(kwargs["button"], kwargs["on"])
+    replies = telegram.wait_for(before + count, timeout=90)[before:]
+    transcript.extend(describe(r) for r in replies)
+    return replies
+
+
+def test_the_bot_end_to_end(conversation):
+    telegram, process, transcript, logs = conversation
+    (help_reply,) = say(telegram, transcript, "user: /start", 1, text="/start")
+    assert help_reply["method"] == "sendMessage" and "/random" in help_reply["text"] and help_reply["chat_id"] == 42
+
+    (face,) = say(telegram, transcript, "user: /random 4", 1, text="/random 4")
+    generator = load_generator("dcgan-digiface64")
+    assert photo_of(face) == encode_png(generator.synthesize(generator.sample_z(1, 4))[0])
+    assert "seed 4" in face["caption"]
+    names = buttons(face)
+    assert {"s:smile:+", "s:smile:-", "undo", "reset", "random"} <= set(names)
+
+    (more,) = say(telegram, transcript, "user: [smile +]", 1, button="s:smile:+", on=face)
+    assert more["method"] == "sendPhoto" and "smile +1" in more["caption"] and photo_of(more) != photo_of(face)
+    assert any(s["method"] == "answerCallbackQuery" for s in telegram.sent)
+    (further,) = say(telegram, transcript, "user: [smile +]", 1, button="s:smile:+", on=more)
+    assert "smile +2" in further["caption"]
+    conditions = [n for n in names if n.startswith("c:")]
+    if conditions:
+        (kept,) = say(telegram, transcript, f"user: [{conditions[0]}]", 1, button=conditions[0], on=further)
+        assert "keeping" in kept["caption"]
+        (further,) = say(telegram, transcript, "user: [undo]", 1, button="undo", on=kept)
+    (undone,) = say(telegram, transcript, "user: [undo]", 1, button="undo", on=further)
+    assert photo_of(undone) == photo_of(more)
+    (reset,) = say(telegram, transcript, "user: [reset]", 1, button="reset", on=undone)
+    assert photo_of(reset) == photo_of(face) and "no edits" in reset["caption"]
+
+    (bad,) = say(telegram, transcript, "user: /random banana", 1, text="/random banana")
+    assert "usage" in bad["text"]
+
+    if CELEBA.is_dir():
+        photo = sorted(CELEBA.iterdir())[0].read_bytes()
+        started = time.monotonic()
+        notice, inverted = say(telegram, transcript, "user: [a photo]", 2, photo=photo)
+        transcript.append(f"(photo answered in {time.monotonic() - started:.1f} s)")
+        assert "inverting" in notice["text"] and "your photo" in inverted["caption"]
+        assert np.asarray(Image.open(io.BytesIO(photo_of(inverted)))).shape == (64, 64, 3)
+        blank = io.BytesIO()
+        Image.new("RGB", (120, 120), (128, 128, 128)).save(blank, format="JPEG")
+        _, sorry = say(telegram, transcript, "user: [a grey square]", 2, photo=blank.getvalue())
+        assert sorry["text"].startswith("sorry: no face found")
+
+    assert process.poll() is None  # still up
+    assert telegram.tokens == {TOKEN}
+    process.terminate()
+    process.wait(timeout=30)
+    for name in ("stdout.txt", "stderr.txt"):
+        assert TOKEN not in (logs / name).read_text(errors="replace")
+        assert TOKEN.split(":")[1] not in (logs / name).read_text(errors="replace")
+
+
+def test_token_comes_from_the_environment_only():
+    with pytest.raises(FacesteerError, match="FACESTEER_BOT_TOKEN"):
+        read_token({})
+    with pytest.raises(FacesteerError, match="does not look like"):
+        read_token({"FACESTEER_BOT_TOKEN": "no colon here"})
+    assert read_token({"FACESTEER_BOT_TOKEN": f" {TOKEN}\n"}) == TOKEN
+
+
+def test_log_lines_never_carry_the_token():
+    import logging
+
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST %s/getUpdates", (f"/bot{TOKEN}",), None)
+    RedactToken(TOKEN).filter(record)
+    assert TOKEN not in record.getMessage() and "<token>" in record.getMessage()
+
+
+def test_bot_without_a_token_is_one_line(run, monkeypatch):
+    monkeypatch.delenv("FACESTEER_BOT_TOKEN", raising=False)
+    result = run("bot")
+    assert result.returncode == 2 and "FACESTEER_BOT_TOKEN" in result.stderr
