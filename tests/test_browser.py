@@ -94,7 +94,7 @@ def move_slider(page, name: str, value: float) -> None:
 def test_page_loads_with_a_face_and_a_slider_per_direction(page, server):
     _, service = server
     assert shown_image(page).shape == (64, 64, 3)
-    assert page.locator("#sliders input[type=range]").count() == len(service.controls)
+    assert page.locator("#controls input[type=range]").count() == len(service.controls)
     assert "seed 4" in page.text_content("#origin")
     assert page.is_disabled("#undo")
 

@@ -123,8 +123,10 @@ class Directions:
                     f"{boundary.space} do not make one set"
                 )
         vectors = np.concatenate([b.normal for b in boundaries])
+        kept = ("run", "train_accuracy", "validation_accuracy", "all_accuracy", "counts", "ratio", "conditions")
+        sources = [{"attribute": b.attribute, **{k: b.info[k] for k in kept if k in b.info}} for b in boundaries]
         return cls(vectors, "interfacegan", first.generator or "unknown", first.space,
-                   names=[b.attribute for b in boundaries])  # fmt: skip
+                   names=[b.attribute for b in boundaries], info={"boundaries": sources})  # fmt: skip
 
     def named(self, names: list[str]) -> Directions:
         """The same directions with these names."""

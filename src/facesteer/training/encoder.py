@@ -3,7 +3,8 @@
 Each step draws ``batch_size`` codes (from (seed, step): a resumed run draws what an uninterrupted one would),
 synthesizes their images, and encodes them. The loss, per picture:
 
-- latent: mean squared error of the whitened codes (generated pairs only: their code is known);
+- latent: squared error of the codes relative to the space's total variance (generated pairs only: their code
+  is known);
 - pixel: mean squared error of G(E(x)) and x;
 - perceptual: LPIPS-VGG of G(E(x)) and x;
 - realism: minus the ``quality`` logit of G(E(x)) (the realism classifier stands in for NFE's discriminator
@@ -119,6 +120,10 @@ def train_encoder(
     space = encoder_space(generator)
     code_dim = generator.space_shape(space)[0]
     prior = LatentPrior.fit(generator, space)
+    # the latent error is measured in the space itself, relative to its total variance (1 = predicting the mean):
+    # whitened, W's ~80 near-constant directions (variances down to 1e-3 of the largest, invisible in the image)
+    # would weigh as much as the ones that draw the face, and the loss stays at ~1 while the face is learnt
+    total_variance = prior.cholesky.square().sum()
     encoder = Encoder(generator.resolution, code_dim)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=options.learning_rate)
     step = 0
@@ -145,7 +150,7 @@ def train_encoder(
                 targets = generator.synthesize_tensor(codes, space)
             encoder.train()
             predicted = encoder(targets)
-            terms = {"latent": (predicted - prior.whiten(codes)).square().mean(dim=1)}
+            terms = {"latent": (prior.unwhiten(predicted) - codes).square().sum(dim=1) / total_variance}
             image_phase = step >= options.latent_steps
             if image_phase:
                 inputs, whitened = targets, predicted

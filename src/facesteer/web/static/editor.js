@@ -61,13 +61,14 @@ function buildControls(info) {
     row.innerHTML = `<label for="slider-${slider.name}"></label>
       <input type="range" id="slider-${slider.name}" min="${slider.min}" max="${slider.max}" step="0.1" value="0">
       <output id="value-${slider.name}">0.0</output>`;
-    row.querySelector("label").textContent = slider.kind === "direction" ? `${slider.name} (found)` : slider.name;
+    row.querySelector("label").textContent = slider.name;
     const input = row.querySelector("input");
     input.dataset.name = slider.name;
     input.addEventListener("input", () => { $(`value-${slider.name}`).textContent = Number(input.value).toFixed(1); });
     input.addEventListener("change", () => act(() => post(`/api/sessions/${state.session}/slider`,
                                                           { name: slider.name, value: Number(input.value) })));
-    $("sliders").appendChild(row);
+    $(slider.kind === "direction" ? "found" : "sliders").appendChild(row);
+    if (slider.kind === "direction") $("found-section").hidden = false;
   }
   for (const name of info.conditions) {
     const label = document.createElement("label");
