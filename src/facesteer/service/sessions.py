@@ -106,7 +106,7 @@ class SessionStore:
         ttl: float = 1800.0,
         max_sessions: int = 1000,
         max_total_bytes: int = 256 * 2**20,
-        max_history: int = 100,
+        max_history: int = 50,
         max_session_bytes: int = 2 * 2**20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
