@@ -27,8 +27,8 @@ demo: install
 	$(BIN)/facesteer demo --out runs/demo
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff format --check src tests bench docs
 
 test: lint
 	$(BIN)/pytest

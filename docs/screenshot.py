@@ -41,7 +41,7 @@ def main() -> None:
         time.sleep(0.05)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
-        page = browser.new_page(viewport={"width": 1000, "height": 760})
+        page = browser.new_page(viewport={"width": 1000, "height": 760}, bypass_csp=True)
         page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/?seed={args.seed}")
         page.wait_for_selector("body[data-ready=true]")
 

@@ -26,7 +26,8 @@ CHAT = {"id": 42, "type": "private", "first_name": "Tester"}
 class FakeTelegram:
     """The server's state and its app; ``start()`` serves it on a free loopback port in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, reject_tokens: bool = False) -> None:
+        self.reject_tokens = reject_tokens
         self.updates: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}
@@ -79,6 +80,8 @@ class FakeTelegram:
         @app.post("/bot{token}/{method}")
         async def method(token: str, method: str, request: Request) -> JSONResponse:
             self.tokens.add(token)
+            if self.reject_tokens:
+                return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401)
             form = await request.form()
             fields: dict[str, Any] = {}
             for key, value in form.multi_items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from PIL import Image
 from facesteer.discovery.directions import Directions, load_direction_set
 from facesteer.errors import FacesteerError
 from facesteer.images import decode_image
-from facesteer.service import EditorService, SessionStore, UnknownSessionError, load_controls
+from facesteer.service import EditorService, ServiceBusyError, SessionStore, UnknownSessionError, load_controls
 from facesteer.service.batching import RenderQueue
 from facesteer.service.sessions import SESSION_ID, EditState, Entry
 
@@ -38,15 +39,21 @@ def png_of(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def open_session(service: EditorService, seed: int):
+    """A new session's state object (operations change it in place)."""
+    return service.sessions.get(service.new_session(seed).session)
+
+
 def test_same_seed_same_bytes_and_ids_are_unguessable(service):
     first, second, other = service.new_session(5), service.new_session(5), service.new_session(6)
     assert first.png == second.png and first.png != other.png
-    assert first.id != second.id and all(SESSION_ID.match(s.id) for s in (first, second, other))
+    assert first.session != second.session
+    assert all(SESSION_ID.fullmatch(s.session) for s in (first, second, other))
     assert first.png == png_of(service.generator.synthesize(service.generator.sample_z(1, 5))[0])
 
 
 def test_slider_moves_the_code_along_its_direction_and_undo_reset_restore_bytes(service):
-    session = service.new_session(11)
+    session = open_session(service, 11)
     original = session.png
     service.set_slider(session.id, "smile", 2.0)
     moved = session.png
@@ -71,7 +78,7 @@ def test_conditions_project_other_sliders_off_them(generator):
     mixed = Directions(np.stack([smile, 0.6 * smile + 0.8 * age]), "test", generator.name, "z", names=["smile", "mix"])
     service = EditorService(generator, load_controls(generator, mixed, None))
     try:
-        session = service.new_session(3)
+        session = open_session(service, 3)
         mix = service.controls["mix"].vector
         service.set_condition(session.id, "mix", True)
         service.set_slider(session.id, "smile", 3.0)
@@ -94,10 +101,12 @@ def test_conditions_project_other_sliders_off_them(generator):
         ("smile", float("nan"), "in [-3, 3]"),
         ("../../etc/passwd", 1.0, "no slider"),
         ("smile", "1", "in [-3, 3]"),
+        ("smile", 10**400, "in [-3, 3]"),  # too large for a float: refused, not an OverflowError
+        ("smile", True, "in [-3, 3]"),
     ],
 )
 def test_bad_slider_values_are_refused_and_change_nothing(service, name, value, message):
-    session = service.new_session(1)
+    session = open_session(service, 1)
     with pytest.raises(FacesteerError, match=message.replace("[", r"\[").replace("]", r"\]")):
         service.set_slider(session.id, name, value)
     assert len(session.history) == 1
@@ -108,7 +117,7 @@ def test_unknown_malformed_and_expired_sessions(generator):
     service = EditorService(generator, load_controls(generator, load_direction_set(None, generator.name), None),
                             store=SessionStore(ttl=60, clock=lambda: now[0]))  # fmt: skip
     try:
-        session = service.new_session(0)
+        session = open_session(service, 0)
         for bad in ("nope", "../" * 15, session.id[:-1] + ("A" if session.id[-1] != "A" else "B")):
             with pytest.raises(UnknownSessionError):
                 service.undo(bad)
@@ -182,6 +191,13 @@ def fake_png(width: int, height: int, rows: bytes | None = None) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
+def ico_holding_png(width: int, height: int) -> bytes:
+    """An ICO file whose one entry is a PNG of the given size (Pillow decodes it while opening the file)."""
+    inner = fake_png(width, height)
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(inner), 6 + 16)
+    return struct.pack("<HHH", 0, 1, 1) + entry + inner
+
+
 def test_decode_image_refuses_bad_uploads_from_their_header():
     photo = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 10, 10)).save(photo, format="JPEG")
@@ -192,10 +208,67 @@ def test_decode_image_refuses_bad_uploads_from_their_header():
         (b"just some text", "not an image"),
         (photo.getvalue()[: len(photo.getvalue()) // 2], "truncated or corrupt"),
         (fake_png(7_000, 7_000), "7000 x 7000 pixels; at most 40,000,000"),
+        (fake_png(16, 2_500_000), "too small or too thin"),  # would be upscaled to 256 x 40,000,000 for detection
+        (fake_png(1, 1000), "too small or too thin"),
+        (ico_holding_png(2_000, 2_000), "not an image"),  # ICO decodes inside its header read: not accepted
         (fake_png(30_000, 30_000), "too many pixels; at most 40,000,000"),  # Pillow's bomb check, from the header
     ]:
         with pytest.raises(FacesteerError, match=message):
             decode_image(data)
+
+
+def test_nudges_are_read_and_written_under_one_lock(service):
+    view = service.new_session(8)
+    threads = [threading.Thread(target=service.nudge_slider, args=(view.session, "smile", 1.0)) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert service.show(view.session).state.slider("smile") == 3.0  # five presses, clipped at the limit
+    toggles = [threading.Thread(target=service.set_condition, args=(view.session, "age", None)) for _ in range(3)]
+    for thread in toggles:
+        thread.start()
+    for thread in toggles:
+        thread.join()
+    assert service.show(view.session).state.conditions == {"age"}  # on, off, on
+
+
+def test_a_second_waiting_upload_is_refused_as_busy(service):
+    view = service.new_session(9)
+    release = threading.Event()
+    original = service._get_aligner
+
+    def slow_aligner():
+        release.wait(10)
+        return original()
+
+    grey = io.BytesIO()
+    Image.new("RGB", (100, 100), (128, 128, 128)).save(grey, format="JPEG")
+    failures: list[str] = []
+
+    def upload_grey() -> None:
+        try:
+            service.upload(view.session, grey.getvalue())
+        except FacesteerError as error:
+            failures.append(str(error))
+
+    service._get_aligner = slow_aligner
+    try:
+        threads = [threading.Thread(target=upload_grey) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while not service.uploads_busy() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert service.uploads_busy()
+        with pytest.raises(ServiceBusyError, match="another upload"):
+            service.upload(view.session, b"whatever")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+        service._get_aligner = original
+    assert not service.uploads_busy() and len(failures) == 2 and all("no face" in f for f in failures)
 
 
 @pytest.mark.skipif(not CELEBA.is_dir(), reason=f"{CELEBA} not found")
@@ -203,7 +276,7 @@ def test_upload_inverts_a_photo_and_refuses_one_without_a_face(service, tmp_path
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # anything written to a temporary file lands here
-    session = service.new_session(2)
+    session = open_session(service, 2)
     photo = sorted(CELEBA.iterdir())[0].read_bytes()
     service.set_slider(session.id, "smile", 1.0)
     service.upload(session.id, photo, "photo.jpg")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gc
 import io
+import struct
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -16,7 +17,7 @@ from PIL import Image
 from facesteer.discovery.directions import load_direction_set
 from facesteer.service import EditorService, load_controls
 from facesteer.web.app import MAX_JSON_BYTES, create_app
-from tests.test_service import CELEBA, fake_png
+from tests.test_service import CELEBA, fake_png, ico_holding_png
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,25 @@ def jpeg(size=(60, 60), colour=(128, 128, 128)) -> bytes:
     return buffer.getvalue()
 
 
+def gif_bomb() -> bytes:
+    """A 65,535 x 65,535 GIF in 30 bytes."""
+    screen = struct.pack("<HHBBB", 65535, 65535, 0, 0, 0)
+    return b"GIF89a" + screen + b"," + struct.pack("<HHHHB", 0, 0, 65535, 65535, 0) + b"\x02\x02\x44\x01\x00;"
+
+
+def webp(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="WEBP", lossless=True)
+    return buffer.getvalue()
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def bad_requests(session: str) -> list[tuple[str, str, dict, int, str]]:
     """(method, path, request kwargs, expected status, expected words in the reason)."""
     upload = f"/api/sessions/{session}/upload"
@@ -52,12 +72,17 @@ def bad_requests(session: str) -> list[tuple[str, str, dict, int, str]]:
         ("post", upload, {"content": fake_png(30_000, 30_000)}, 400, "too many pixels"),
         ("post", upload, {"content": fake_png(7_000, 7_000)}, 400, "7000 x 7000 pixels"),
         ("post", upload, {"content": jpeg()}, 400, "no face found"),
+        ("post", upload, {"content": gif_bomb()}, 400, "too many pixels"),
+        ("post", upload, {"content": webp(8_000, 8_000)}, 400, "8000 x 8000 pixels"),
+        ("post", upload, {"content": ico_holding_png(12_000, 12_000)}, 400, "not an image"),
+        ("post", upload, {"content": fake_png(16, 2_500_000)}, 400, "too thin"),
         ("post", upload, {"content": b"\xff" * (2 * 2**20 + 1)}, 413, "over 2,097,152 bytes"),
         ("post", upload, {"content": iter([b"\xff" * 2**20] * 3)}, 413, "over 2,097,152 bytes"),  # chunked
         ("post", upload, {"content": b""}, 400, "empty"),
         ("post", slider, {"content": b"{" + b" " * MAX_JSON_BYTES + b"}"}, 413, "over 4,096 bytes"),
         ("post", slider, {"json": {"name": "smile", "value": 3.01}}, 400, "in [-3, 3]"),
         ("post", slider, {"json": {"name": "smile", "value": -1e308}}, 400, "in [-3, 3]"),
+        ("post", slider, {"content": b'{"name": "smile", "value": ' + b"9" * 400 + b"}"}, 400, "in [-3, 3]"),
         ("post", slider, {"json": {"name": "smile", "value": "NaN"}}, 422, "value"),
         ("post", slider, {"content": b'{"name": "smile", "value": NaN}'}, 400, "got nan"),
         ("post", slider, {"json": {"name": "../../etc/passwd", "value": 1}}, 400, "no slider"),
@@ -100,6 +125,7 @@ def test_bad_input_leaves_no_memory_and_no_temporary_file(client, session, servi
 
     send_all()  # warm-up: first-use caches
     gc.collect()
+    rss = rss_bytes()
     tracemalloc.start()
     start = tracemalloc.get_traced_memory()[0]
     for _ in range(3):
@@ -108,6 +134,7 @@ def test_bad_input_leaves_no_memory_and_no_temporary_file(client, session, servi
     grown = tracemalloc.get_traced_memory()[0] - start
     tracemalloc.stop()
     assert grown < 512 * 1024, f"{grown} bytes kept after bad requests"
+    assert rss_bytes() - rss < 64 * 2**20, "resident memory grew by more than 64 MiB"  # C allocations too
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     assert len(service.sessions) < 20
 
@@ -123,6 +150,7 @@ def test_download_is_the_png_shown(client, session):
 def test_page_and_its_files_come_from_the_package(client):
     page = client.get("/")
     assert page.status_code == 200 and "facesteer" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
     for name in ("editor.js", "editor.css"):
         response = client.get(f"/static/{name}")

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections import OrderedDict
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -31,7 +33,7 @@ from telegram.ext import (
 )
 
 from facesteer.errors import FacesteerError
-from facesteer.service import SLIDER_LIMIT, EditorService, Session, UnknownSessionError
+from facesteer.service import EditorService, UnknownSessionError, View
 
 TOKEN_VARIABLE = "FACESTEER_BOT_TOKEN"
 #: one button press moves a slider this far
@@ -53,17 +55,22 @@ logger = logging.getLogger("facesteer.bot")
 
 
 class RedactToken(logging.Filter):
-    """Blanks the token out of every log record it sees."""
+    """Blanks the token out of every log record it sees; an exception's traceback (whose text may hold the
+    token, as python-telegram-bot's InvalidToken does) becomes one line: its type and redacted message."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
         self.token = token
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message = f"{message} ({type(error).__name__}: {error})"
+            record.exc_info, record.exc_text = None, None
         if self.token:
-            message = record.getMessage()
-            if self.token in message:
-                record.msg, record.args = message.replace(self.token, "<token>"), None
+            message = message.replace(self.token, "<token>")
+        record.msg, record.args = message, None
         return True
 
 
@@ -86,8 +93,8 @@ class FaceBot:
 
     # ---- keyboard and captions
 
-    def keyboard(self, session: Session) -> InlineKeyboardMarkup:
-        state = session.state
+    def keyboard(self, view: View) -> InlineKeyboardMarkup:
+        state = view.state
         rows = [
             [InlineKeyboardButton(f"- {name}", callback_data=f"s:{name}:-"),
              InlineKeyboardButton(f"{name} +", callback_data=f"s:{name}:+")]
@@ -104,17 +111,15 @@ class FaceBot:
                      InlineKeyboardButton("random", callback_data="random")])  # fmt: skip
         return InlineKeyboardMarkup(rows)
 
-    def caption(self, session: Session) -> str:
-        state = session.state
-        origin = session.origin
+    def caption(self, view: View) -> str:
+        state, origin = view.state, view.origin
         face = f"random face, seed {origin['seed']}" if origin["kind"] == "random" else "your photo, reconstructed"
         moved = ", ".join(f"{name} {value:+g}" for name, value in state.sliders) or "no edits"
         kept = f"; keeping {', '.join(sorted(state.conditions))}" if state.conditions else ""
-        return f"{face}: {moved}{kept}"
+        return f"{face}: {moved}{kept}"[:1024]  # Telegram's caption limit
 
-    async def show(self, update: Update, session: Session) -> None:
-        await update.effective_chat.send_photo(session.png, caption=self.caption(session),
-                                               reply_markup=self.keyboard(session))  # fmt: skip
+    async def show(self, update: Update, view: View) -> None:
+        await update.effective_chat.send_photo(view.png, caption=self.caption(view), reply_markup=self.keyboard(view))
 
     # ---- sessions per chat
 
@@ -133,11 +138,11 @@ class FaceBot:
                 return session_id
             except UnknownSessionError:
                 pass
-        session = await asyncio.to_thread(self.service.new_session, None)
-        self.chats[chat_id] = session.id
+        view = await asyncio.to_thread(self.service.new_session, None)
+        self.chats[chat_id] = view.session
         while len(self.chats) > MAX_CHATS:
             self.chats.popitem(last=False)
-        return session.id
+        return view.session
 
     # ---- handlers
 
@@ -147,7 +152,7 @@ class FaceBot:
     async def random(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         seed = None
         if context.args:
-            if not context.args[0].isdigit():
+            if not re.fullmatch(r"[0-9]{1,10}", context.args[0]):
                 await update.effective_chat.send_message("usage: /random or /random SEED (a whole number)")
                 return
             seed = int(context.args[0])
@@ -156,10 +161,15 @@ class FaceBot:
     async def photo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         attachment = message.photo[-1] if message.photo else message.document
-        if attachment.file_size and attachment.file_size > MAX_PHOTO_BYTES:
+        if not attachment.file_size or attachment.file_size > MAX_PHOTO_BYTES:
             await update.effective_chat.send_message(f"that picture is over {MAX_PHOTO_BYTES // 2**20} MB")
             return
-        data = bytes(await (await attachment.get_file()).download_as_bytearray())
+        try:
+            data = bytes(await (await attachment.get_file()).download_as_bytearray())
+        except TelegramError as error:
+            logger.error("download failed: %s", type(error).__name__)
+            await update.effective_chat.send_message("sorry: I could not download that picture")
+            return
         await update.effective_chat.send_message("inverting your photo…")
         await self.apply(update, lambda sid: self.service.upload(sid, data, "your picture"))
 
@@ -169,27 +179,25 @@ class FaceBot:
         data = query.data or ""
         kind, _, rest = data.partition(":")
         service = self.service
-        if kind == "s":
-            name, _, sign = rest.rpartition(":")
+        if kind == "s" and rest[-2:] in (":+", ":-"):
+            name, delta = rest[:-2], STEP if rest.endswith("+") else -STEP
 
-            def operation(sid: str) -> Session:
-                current = service.sessions.get(sid).state.slider(name)
-                value = max(-SLIDER_LIMIT, min(SLIDER_LIMIT, current + (STEP if sign == "+" else -STEP)))
-                return service.set_slider(sid, name, value)
+            def operation(sid: str) -> View:
+                return service.nudge_slider(sid, name, delta)
 
         elif kind == "c":
 
-            def operation(sid: str) -> Session:
-                return service.set_condition(sid, rest, rest not in service.sessions.get(sid).state.conditions)
+            def operation(sid: str) -> View:
+                return service.set_condition(sid, rest, None)  # the other way from now, under the session's lock
 
         elif data in ("undo", "reset"):
 
-            def operation(sid: str) -> Session:
+            def operation(sid: str) -> View:
                 return getattr(service, data)(sid)
 
         elif data == "random":
 
-            def operation(sid: str) -> Session:
+            def operation(sid: str) -> View:
                 return service.random_face(sid, None)
 
         else:
@@ -199,13 +207,17 @@ class FaceBot:
 
     async def apply(self, update: Update, operation) -> None:
         """Run ``operation(session_id)`` off the event loop and show the result, or one line on bad input."""
-        session_id = await self.ensure_session(update.effective_chat.id)
         try:
-            session = await asyncio.to_thread(operation, session_id)
+            session_id = await self.ensure_session(update.effective_chat.id)
+            view = await asyncio.to_thread(operation, session_id)
         except FacesteerError as error:
-            await update.effective_chat.send_message(f"sorry: {str(error).splitlines()[0][:300]}")
+            await update.effective_chat.send_message(f"sorry: {(str(error).splitlines() or ['bad input'])[0][:300]}")
             return
-        await self.show(update, session)
+        except Exception as error:  # a bug: the user hears of it, the log gets its kind (never the token)
+            logger.error("operation failed: %s: %s", type(error).__name__, error)
+            await update.effective_chat.send_message("sorry, something went wrong on my side")
+            return
+        await self.show(update, view)
 
     async def failed(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         logger.error("update failed: %s: %s", type(context.error).__name__, context.error)
@@ -216,7 +228,8 @@ def build_application(service: EditorService, token: str, base_url: str | None =
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines carry the token in the URL
     redact = RedactToken(token)
     for handler in logging.getLogger().handlers:  # a handler's filter sees every record it writes
-        handler.addFilter(redact)
+        if not any(isinstance(f, RedactToken) for f in handler.filters):
+            handler.addFilter(redact)
     builder = ApplicationBuilder().token(token).concurrent_updates(True)
     if base_url:
         base = base_url.rstrip("/")
@@ -232,5 +245,14 @@ def build_application(service: EditorService, token: str, base_url: str | None =
 
 
 def run_bot(service: EditorService, token: str, base_url: str | None = None) -> None:
-    """Poll for updates until interrupted."""
-    build_application(service, token, base_url).run_polling(allowed_updates=Update.ALL_TYPES, poll_interval=0.0)
+    """Poll for updates until interrupted.
+
+    Raises:
+        FacesteerError: the server rejected the token, or could not be reached (the token never in the message).
+    """
+    try:
+        build_application(service, token, base_url).run_polling(allowed_updates=Update.ALL_TYPES, poll_interval=0.0)
+    except InvalidToken:
+        raise FacesteerError(f"the Bot API server rejected the token in ${TOKEN_VARIABLE}") from None
+    except TelegramError as error:
+        raise FacesteerError(f"the Bot API server failed: {str(error).replace(token, '<token>')}") from None

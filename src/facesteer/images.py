@@ -18,6 +18,8 @@ DETECTION_SIZE = 256
 #: uploads with more pixels are refused from their header, before any decoding (a 30,000 x 30,000 picture, a
 #: decompression bomb): 40 MP is a large phone photo
 MAX_UPLOAD_PIXELS = 40_000_000
+#: the formats uploads may come in (others, such as ICO, decode while their header is read)
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
@@ -66,29 +68,37 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def decode_image(data: bytes, name: str = "the upload", max_pixels: int = MAX_UPLOAD_PIXELS) -> np.ndarray:
-    """Decode an uploaded picture (bytes, any format Pillow reads) as uint8 RGB (H, W, 3), in memory only.
+    """Decode an uploaded picture (JPEG, PNG, WebP, GIF, BMP or TIFF bytes) as uint8 RGB (H, W, 3), in memory.
 
     The size is checked from the header before the pixels are decoded, so a huge picture or a decompression bomb
-    costs nothing; a truncated file is refused, not padded.
+    costs nothing; formats that decode while the header is read (ICO, ICNS) are not accepted. Pictures thinner
+    than 16 px or longer than 8:1 cannot hold a face (and upscaling them for the detector would not fit in
+    memory). A truncated file is refused, not padded.
 
     Raises:
-        FacesteerError: empty, not an image, truncated or corrupt, or more than ``max_pixels`` pixels.
+        FacesteerError: empty, not an image, truncated or corrupt, too many pixels, or too thin.
     """
     if not data:
         raise FacesteerError(f"{name} is empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise FacesteerError(f"{name} is {width} x {height} pixels; at most {max_pixels:,} are accepted")
+            if min(width, height) < 16 or max(width, height) > 8 * min(width, height):
+                raise FacesteerError(f"{name} is {width} x {height} pixels: too small or too thin to hold a face")
             image.load()
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except FacesteerError:
+        raise
     except Image.UnidentifiedImageError:
         raise FacesteerError(f"{name} is not an image (or not a format this server reads)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own limit, from the header
+    except Image.DecompressionBombError:  # Pillow's own limit, from the header
         raise FacesteerError(f"{name} declares too many pixels; at most {max_pixels:,} are accepted") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise FacesteerError(f"{name} is truncated or corrupt: {error}") from None
+    except MemoryError:
+        raise FacesteerError(f"{name} needs more memory to decode than this server gives a picture") from None
+    except Exception as error:  # any decoder's complaint about broken bytes (OSError, EOFError, struct.error...)
+        raise FacesteerError(f"{name} is truncated or corrupt: {type(error).__name__}: {error}") from None
 
 
 def encode_png(image: np.ndarray) -> bytes:

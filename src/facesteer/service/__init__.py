@@ -1,7 +1,7 @@
 """The service layer under the browser editor and the Telegram bot: sessions, batching and every editing rule."""
 
-from facesteer.service.editor import SLIDER_LIMIT, Control, EditorService, load_controls
+from facesteer.service.editor import SLIDER_LIMIT, Control, EditorService, ServiceBusyError, View, load_controls
 from facesteer.service.sessions import EditState, Session, SessionStore, UnknownSessionError
 
-__all__ = ["SLIDER_LIMIT", "Control", "EditState", "EditorService", "Session", "SessionStore", "UnknownSessionError",
-           "load_controls"]  # fmt: skip
+__all__ = ["SLIDER_LIMIT", "Control", "EditState", "EditorService", "ServiceBusyError", "Session", "SessionStore",
+           "UnknownSessionError", "View", "load_controls"]  # fmt: skip

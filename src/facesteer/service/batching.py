@@ -20,6 +20,10 @@ from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 
 
+class ServiceBusyError(FacesteerError):
+    """Too much work queued (renders, uploads): the request is refused rather than left to wait without bound."""
+
+
 class RenderQueue:
     """Synthesizes codes of one space of ``generator`` in batches, on one worker thread.
 
@@ -30,21 +34,37 @@ class RenderQueue:
         max_wait: seconds the worker waits for more codes after the first one of a batch.
     """
 
-    def __init__(self, generator: Generator, space: str, max_batch: int = 32, max_wait: float = 0.004) -> None:
-        if max_batch < 1 or max_wait < 0:
-            raise FacesteerError(f"max_batch must be >= 1 and max_wait >= 0, got {max_batch} and {max_wait}")
+    def __init__(
+        self, generator: Generator, space: str, max_batch: int = 32, max_wait: float = 0.004, max_queued: int = 512
+    ) -> None:
+        if max_batch < 1 or max_wait < 0 or max_queued < 1:
+            raise FacesteerError(f"max_batch and max_queued must be >= 1 and max_wait >= 0, got {max_batch}, "
+                                 f"{max_queued} and {max_wait}")  # fmt: skip
         self.generator, self.space, self.max_batch, self.max_wait = generator, space, max_batch, max_wait
-        self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue(maxsize=max_queued)
         self.batches, self.rendered = 0, 0
         self._worker = threading.Thread(target=self._run, name="facesteer-render", daemon=True)
         self._worker.start()
 
-    def render(self, code: np.ndarray, timeout: float = 60.0) -> np.ndarray:
-        """The image (R, R, 3) uint8 of one code (shape ``space_shape(space)``), synthesized in some batch."""
+    def render(self, code: np.ndarray, timeout: float = 30.0) -> np.ndarray:
+        """The image (R, R, 3) uint8 of one code (shape ``space_shape(space)``), synthesized in some batch.
+
+        Raises:
+            ServiceBusyError: the queue is full, or the face did not come within ``timeout`` seconds.
+        """
         self.generator.check_codes(code[None], self.space)
+        if not self._worker.is_alive():
+            raise RuntimeError("the render thread has stopped")
         future: Future = Future()
-        self._queue.put((np.asarray(code, dtype=np.float32), future))
-        return future.result(timeout=timeout)
+        try:
+            self._queue.put_nowait((np.asarray(code, dtype=np.float32), future))
+        except queue.Full:
+            raise ServiceBusyError("the server is busy (render queue full): try again") from None
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            future.cancel()  # the worker skips it
+            raise ServiceBusyError(f"the server is busy (no face within {timeout:g} s): try again") from None
 
     def close(self) -> None:
         """Stop the worker (waiting requests are still served)."""
@@ -71,13 +91,16 @@ class RenderQueue:
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
-            codes = np.stack([code for code, _ in batch])
-            try:
-                images = self.generator.synthesize(codes, self.space, batch_size=len(codes))
-            except Exception as error:  # every waiting request must hear of it
-                for _, future in batch:
-                    future.set_exception(error)
+            batch = [(code, future) for code, future in batch if future.set_running_or_notify_cancel()]
+            if not batch:
                 continue
-            self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
-            for (_, future), image in zip(batch, images, strict=True):
-                future.set_result(image)
+            try:
+                images = self.generator.synthesize(np.stack([code for code, _ in batch]), self.space,
+                                                   batch_size=len(batch))  # fmt: skip
+                self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
+                for (_, future), image in zip(batch, images, strict=True):
+                    future.set_result(image)
+            except Exception as error:  # every waiting request hears of it (each its own exception); the loop lives
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(RuntimeError(f"rendering failed: {type(error).__name__}: {error}"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -37,13 +38,53 @@ from facesteer.generators.base import Generator
 from facesteer.images import decode_image, encode_png
 from facesteer.inversion import FAST_RECIPE, Recipe, convert_codes, invert
 from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
-from facesteer.service.batching import RenderQueue
+from facesteer.service.batching import RenderQueue, ServiceBusyError
 from facesteer.service.sessions import EditState, Entry, Session, SessionStore
 
 #: sliders move a code at most this far along a unit direction (InterFaceGAN edits within [-3, 3])
 SLIDER_LIMIT = 3.0
 #: the largest seed a client may ask for
 MAX_SEED = 2**31 - 1
+#: uploads accepted at once (one inverting, the rest waiting); more are refused as busy
+MAX_PENDING_UPLOADS = 2
+#: conditioned directions kept (a key per slider and set of conditions switched on)
+MAX_CACHED_DIRECTIONS = 4096
+#: slider names: what the page uses as element ids and the bot as button data (Telegram allows 64 bytes)
+CONTROL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+@dataclass(frozen=True)
+class View:
+    """What a client shows of a session at one moment (made under the session's lock, so its parts agree).
+
+    Attributes:
+        session: the session id.
+        state: the sliders and conditions.
+        origin: how the face came.
+        png: the face, PNG bytes.
+        can_undo: whether there is a step to undo.
+        version: the history's length (changes with every step).
+        controls: every slider's name, in order.
+    """
+
+    session: str
+    state: EditState
+    origin: dict
+    png: bytes
+    can_undo: bool
+    version: int
+    controls: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the PNG, as JSON types."""
+        return {
+            "session": self.session,
+            "sliders": {name: self.state.slider(name) for name in self.controls},
+            "conditions": sorted(self.state.conditions),
+            "can_undo": self.can_undo,
+            "origin": self.origin,
+            "version": self.version,
+        }
 
 
 @dataclass(frozen=True)
@@ -82,6 +123,8 @@ def load_controls(generator: Generator, boundaries: Directions | None, direction
         for index in range(len(found)):
             if found.names is None or not found.names[index] or found.label(index) in taken:
                 continue
+            if not CONTROL_NAME.fullmatch(found.label(index)):
+                raise FacesteerError(f"{kind} name {found.label(index)[:50]!r} must be 1-40 letters, digits, _ or -")
             controls.append(Control(found.label(index), kind, found.vectors[index].astype(np.float64)))
     if not controls:
         raise FacesteerError(f"nothing to edit {generator.name} with: no boundaries and no named directions")
@@ -139,6 +182,8 @@ class EditorService:
         self._aligner: Aligner | None = None
         self._upload_lock = threading.Lock()
         self._directions: dict[tuple[str, frozenset[str]], np.ndarray] = {}
+        self._directions_lock = threading.Lock()
+        self._upload_count_lock, self._uploads_pending = threading.Lock(), 0
 
     @classmethod
     def load(
@@ -178,94 +223,119 @@ class EditorService:
             "upload_method": self.method,
         }
 
-    def view(self, session: Session) -> dict[str, Any]:
-        """What a client needs to show a session (the PNG travels separately)."""
-        state = session.state
-        return {
-            "session": session.id,
-            "sliders": {name: state.slider(name) for name in self.controls},
-            "conditions": sorted(state.conditions),
-            "can_undo": len(session.history) > 1,
-            "origin": session.origin,
-            "version": len(session.history),
-        }
+    # ---- operations: each returns a View made while it held the session's lock
 
-    # ---- operations
-
-    def new_session(self, seed: int | None = None) -> Session:
+    def new_session(self, seed: int | None = None) -> View:
         """A session showing the random face of ``seed`` (a random seed if None)."""
         seed = self._check_seed(seed)
         code = self._random_code(seed)
-        return self.sessions.create(code, {"kind": "random", "seed": seed}, self._render(code))
+        session = self.sessions.create(code, {"kind": "random", "seed": seed}, self._render(code))
+        with session.lock:
+            return self._view(session)
 
-    def random_face(self, session_id: str, seed: int | None = None) -> Session:
+    def random_face(self, session_id: str, seed: int | None = None) -> View:
         """Show the random face of ``seed`` in the session (its history starts again)."""
         seed = self._check_seed(seed)
         session = self.sessions.get(session_id)
         with session.lock:
             code = self._random_code(seed)
             self.sessions.replace_face(session, code, {"kind": "random", "seed": seed}, self._render(code))
-        return session
+            return self._view(session)
 
-    def upload(self, session_id: str, data: bytes, name: str = "the upload") -> Session:
+    def uploads_busy(self) -> bool:
+        """True when an upload is running and another already waits: a new one would be refused."""
+        with self._upload_count_lock:
+            return self._uploads_pending >= MAX_PENDING_UPLOADS
+
+    def upload(self, session_id: str, data: bytes, name: str = "the upload") -> View:
         """Show the inversion of an uploaded picture (bytes): decoded in memory, aligned, inverted.
 
         Raises:
+            ServiceBusyError: an upload is running and another is waiting.
             FacesteerError: not an image, truncated, too large, or no face found in it.
         """
         session = self.sessions.get(session_id)
-        with self._upload_lock, session.lock:  # one inversion at a time: it takes both cores
-            image = decode_image(data, name)
-            aligned = self._get_aligner().align(image, name)
-            session.progress = (0, self.recipe.steps)
+        with self._upload_count_lock:
+            if self._uploads_pending >= MAX_PENDING_UPLOADS:
+                raise ServiceBusyError("another upload is being inverted: try again in a few seconds")
+            self._uploads_pending += 1
+        try:
+            with self._upload_lock:  # one inversion at a time: it takes both cores
+                image = decode_image(data, name)
+                aligned = self._get_aligner().align(image, name)
+                del image
+                session.progress = (0, self.recipe.steps)
 
-            def step_done(step: int, _codes: torch.Tensor) -> None:
-                session.progress = (step + 1, self.recipe.steps)
+                def step_done(step: int, _codes: torch.Tensor) -> None:
+                    session.progress = (step + 1, self.recipe.steps)
 
-            try:
-                result = invert(aligned[None], self.generator, self.method, self.recipe, self.encoder,
-                                after_step=step_done)  # fmt: skip
-            finally:
-                session.progress = None
-            codes = convert_codes(self.generator, torch.from_numpy(result.codes), result.space, self.render_space)
-            code = codes.numpy()[0].astype(np.float32)
-            origin = {"kind": "upload", "method": self.method, "seconds": round(result.seconds, 3)}
-            self.sessions.replace_face(session, code, origin, self._render(code))
-        return session
+                try:
+                    result = invert(aligned[None], self.generator, self.method, self.recipe, self.encoder,
+                                    after_step=step_done)  # fmt: skip
+                finally:
+                    session.progress = None
+        finally:
+            with self._upload_count_lock:
+                self._uploads_pending -= 1
+        codes = convert_codes(self.generator, torch.from_numpy(result.codes), result.space, self.render_space)
+        code = codes.numpy()[0].astype(np.float32)
+        origin = {"kind": "upload", "method": self.method, "seconds": round(result.seconds, 3)}
+        png = self._render(code)
+        with session.lock:
+            self.sessions.replace_face(session, code, origin, png)
+            return self._view(session)
 
-    def set_slider(self, session_id: str, name: str, value: float) -> Session:
+    def set_slider(self, session_id: str, name: str, value: float) -> View:
         """Move one slider to ``value`` (in [-SLIDER_LIMIT, SLIDER_LIMIT])."""
         self._check_control(name)
-        if not isinstance(value, int | float) or not math.isfinite(value) or abs(value) > SLIDER_LIMIT:
-            raise FacesteerError(f"slider value must be a number in [-{SLIDER_LIMIT:g}, {SLIDER_LIMIT:g}], got {value}")
-        return self._change(session_id, lambda state: state.with_slider(name, round(float(value), 4)))
+        value = self._check_value(value)
+        return self._change(session_id, lambda state: state.with_slider(name, value))
 
-    def set_condition(self, session_id: str, name: str, on: bool) -> Session:
-        """Switch the condition ``name`` (an attribute slider) on or off."""
+    def nudge_slider(self, session_id: str, name: str, delta: float) -> View:
+        """Move one slider by ``delta`` from where it is (clipped to the range): read and set under one lock."""
+        self._check_control(name)
+        delta = self._check_value(delta, 2 * SLIDER_LIMIT)
+
+        def nudged(state: EditState) -> EditState:
+            value = max(-SLIDER_LIMIT, min(SLIDER_LIMIT, state.slider(name) + delta))
+            return state.with_slider(name, round(value, 4))
+
+        return self._change(session_id, nudged)
+
+    def set_condition(self, session_id: str, name: str, on: bool | None) -> View:
+        """Switch the condition ``name`` (an attribute slider) on or off (None: the other way from now)."""
         self._check_control(name)
         if self.controls[name].kind != "attribute":
             raise FacesteerError(f"{name!r} is a discovered direction; only attributes can be conditions")
-        return self._change(session_id, lambda state: state.with_condition(name, bool(on)))
+        return self._change(
+            session_id, lambda state: state.with_condition(name, name not in state.conditions if on is None else on)
+        )
 
-    def undo(self, session_id: str) -> Session:
+    def undo(self, session_id: str) -> View:
         """Back to the previous state (the very PNG shown then); nothing to undo is not an error."""
         session = self.sessions.get(session_id)
         with session.lock:
             if len(session.history) > 1:
                 session.history.pop()
-        return session
+            return self._view(session)
 
-    def reset(self, session_id: str) -> Session:
+    def reset(self, session_id: str) -> View:
         """Back to the face as it came (sliders at 0, no conditions), as a new step (so it can be undone)."""
         session = self.sessions.get(session_id)
         with session.lock:
             if session.state != session.history[0].state:
                 self.sessions.push(session, Entry(session.history[0].state, session.history[0].png))
-        return session
+            return self._view(session)
+
+    def show(self, session_id: str) -> View:
+        """What the session shows now."""
+        session = self.sessions.get(session_id)
+        with session.lock:
+            return self._view(session)
 
     def png(self, session_id: str) -> bytes:
         """The PNG of the face the session shows."""
-        return self.sessions.get(session_id).png
+        return self.show(session_id).png
 
     def progress(self, session_id: str) -> tuple[int, int] | None:
         """(done, total) steps of the inversion running for the session, or None."""
@@ -283,23 +353,32 @@ class EditorService:
     def _direction(self, name: str, conditions: frozenset[str]) -> np.ndarray:
         applied = frozenset(conditions - {name})
         key = (name, applied)
-        if key not in self._directions:
-            if len(self._directions) > 4096:
-                self._directions.clear()
+        with self._directions_lock:
+            vector = self._directions.get(key)
+        if vector is None:
             vector = self.controls[name].vector
             if applied:
                 vector = project_boundary(vector, *(self.controls[c].vector for c in sorted(applied)))[0]
-            self._directions[key] = np.asarray(vector, dtype=np.float64)
-        return self._directions[key]
+            vector = np.asarray(vector, dtype=np.float64)
+            with self._directions_lock:
+                if len(self._directions) >= MAX_CACHED_DIRECTIONS:
+                    self._directions.clear()
+                self._directions[key] = vector
+        return vector
 
-    def _change(self, session_id: str, change: Callable[[EditState], EditState]) -> Session:
+    def _change(self, session_id: str, change: Callable[[EditState], EditState]) -> View:
         session = self.sessions.get(session_id)
         with session.lock:
             state = change(session.state)
             if state != session.state:
                 png = session.history[0].png if state == session.history[0].state else None
                 self.sessions.push(session, Entry(state, png or self._render(self.code_for(session, state))))
-        return session
+            return self._view(session)
+
+    def _view(self, session: Session) -> View:
+        state = session.state
+        return View(session.id, state, dict(session.origin), session.png, len(session.history) > 1,
+                    len(session.history), tuple(self.controls))  # fmt: skip
 
     def _render(self, code: np.ndarray) -> bytes:
         return encode_png(self.queue.render(code))
@@ -307,6 +386,16 @@ class EditorService:
     def _random_code(self, seed: int) -> np.ndarray:
         z = self.generator.sample_z(1, seed)
         return self.generator.map(z, self.render_space)[0].astype(np.float32)
+
+    def _check_value(self, value: object, limit: float = SLIDER_LIMIT) -> float:
+        try:
+            number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        if not math.isfinite(number) or abs(number) > limit:
+            shown = str(value)[:20] + ("..." if len(str(value)) > 20 else "")
+            raise FacesteerError(f"slider value must be a number in [-{limit:g}, {limit:g}], got {shown}")
+        return round(number, 4)
 
     def _check_seed(self, seed: int | None) -> int:
         if seed is None:

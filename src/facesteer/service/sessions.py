@@ -21,7 +21,7 @@ import numpy as np
 from facesteer.errors import FacesteerError
 
 #: what a session id looks like (token_urlsafe(32) gives 43 such characters); anything else is refused unread
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class UnknownSessionError(FacesteerError):
@@ -138,7 +138,7 @@ class SessionStore:
         Raises:
             UnknownSessionError: a malformed id, or none such (never made, expired, evicted).
         """
-        if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
+        if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
             raise UnknownSessionError("unknown session id (malformed)")
         with self._lock:
             self._expire()

@@ -14,7 +14,8 @@ Routes (JSON in and out; a face travels as base64 PNG in ``image``):
     GET  /api/sessions/ID/image.png         the face shown, as a download
 
 Bad input is a 4xx whose JSON ``detail`` is one line: 400 (not an image, no face, out of range, unknown
-slider), 404 (unknown or expired session), 413 (body too large), 422 (a field of the wrong type). Uploads are
+slider), 404 (unknown or expired session), 413 (body too large), 422 (a field of the wrong type), 503 (an upload
+or too many renders already queued: try again). Uploads are
 read into memory (never a temporary file), and every request body is capped before it is read whole.
 """
 
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from facesteer.errors import FacesteerError
-from facesteer.service import EditorService, Session, UnknownSessionError
+from facesteer.service import EditorService, ServiceBusyError, UnknownSessionError, View
 
 #: uploads larger than this are refused (413) before they are read whole
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -92,12 +93,19 @@ def create_app(service: EditorService, max_upload_bytes: int = MAX_UPLOAD_BYTES)
     """The editor's app over ``service`` (which the caller owns and closes)."""
     app = FastAPI(title="facesteer editor", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def answer(session: Session) -> dict[str, Any]:
-        return {**service.view(session), "image": base64.b64encode(session.png).decode("ascii")}
+    def answer(view: View) -> dict[str, Any]:
+        return {**view.to_json(), "image": base64.b64encode(view.png).decode("ascii")}
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.exception_handler(FacesteerError)
     async def bad_input(_request: Request, error: FacesteerError) -> JSONResponse:
-        status = 404 if isinstance(error, UnknownSessionError) else 400
+        status = 404 if isinstance(error, UnknownSessionError) else 503 if isinstance(error, ServiceBusyError) else 400
         return JSONResponse({"detail": one_line(str(error))}, status_code=status)
 
     @app.exception_handler(BodyTooLargeError)
@@ -111,17 +119,17 @@ def create_app(service: EditorService, max_upload_bytes: int = MAX_UPLOAD_BYTES)
         return JSONResponse({"detail": one_line(f"{where}: {first.get('msg', 'invalid')}")}, status_code=422)
 
     @app.get("/")
-    def page() -> Response:
+    async def page() -> Response:
         return Response(page_file("index.html"), media_type="text/html")
 
     @app.get("/static/{name}")
-    def static(name: str) -> Response:
+    async def static(name: str) -> Response:
         if name not in PAGE_FILES:
             return JSONResponse({"detail": "no such file"}, status_code=404)
         return Response(page_file(name), media_type=PAGE_FILES[name])
 
     @app.get("/api/info")
-    def info() -> dict[str, Any]:
+    async def info() -> dict[str, Any]:
         return service.describe()
 
     @app.post("/api/sessions")
@@ -136,12 +144,14 @@ def create_app(service: EditorService, max_upload_bytes: int = MAX_UPLOAD_BYTES)
 
     @app.post("/api/sessions/{session_id}/upload")
     async def upload(session_id: str, request: Request) -> dict[str, Any]:
-        service.sessions.get(session_id)  # an unknown session is refused before the body is read
+        service.sessions.get(session_id)  # an unknown session, or a busy server, is refused before the body is read
+        if service.uploads_busy():
+            raise ServiceBusyError("another upload is being inverted: try again in a few seconds")
         data = await read_body(request, max_upload_bytes)
         return answer(await run(service.upload, session_id, data))
 
     @app.get("/api/sessions/{session_id}/progress")
-    def progress(session_id: str) -> dict[str, Any]:
+    async def progress(session_id: str) -> dict[str, Any]:
         done = service.progress(session_id)
         return {"running": done is not None, "done": done[0] if done else 0, "total": done[1] if done else 0}
 
@@ -164,7 +174,7 @@ def create_app(service: EditorService, max_upload_bytes: int = MAX_UPLOAD_BYTES)
         return answer(await run(service.reset, session_id))
 
     @app.get("/api/sessions/{session_id}/image.png")
-    def image(session_id: str) -> Response:
+    def image(session_id: str) -> Response:  # waits for the session lock: on the thread pool
         headers = {"Content-Disposition": 'attachment; filename="facesteer.png"', "Cache-Control": "no-store"}
         return Response(service.png(session_id), media_type="image/png", headers=headers)
 

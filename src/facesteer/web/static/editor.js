@@ -2,7 +2,7 @@
 // what comes back.
 "use strict";
 
-const state = { session: null, sliders: [], busy: false };
+const state = { session: null, sliders: [], chain: Promise.resolve() };
 const $ = (id) => document.getElementById(id);
 
 async function call(path, options = {}) {
@@ -42,14 +42,15 @@ function show(view) {
   showError(null);
 }
 
-async function act(work) {
-  if (state.busy) return;
-  state.busy = true;
-  document.body.classList.add("busy");
-  try { show(await work()); } catch (error) { showError(error); } finally {
-    state.busy = false;
-    document.body.classList.remove("busy");
-  }
+// Actions run one after another, in the order the user made them (none is dropped while another is running).
+function act(work) {
+  state.chain = state.chain.then(async () => {
+    document.body.classList.add("busy");
+    try { show(await work()); } catch (error) { showError(error); } finally {
+      document.body.classList.remove("busy");
+    }
+  });
+  return state.chain;
 }
 
 function buildControls(info) {
@@ -58,11 +59,15 @@ function buildControls(info) {
   for (const slider of info.sliders) {
     const row = document.createElement("div");
     row.className = "slider";
-    row.innerHTML = `<label for="slider-${slider.name}"></label>
-      <input type="range" id="slider-${slider.name}" min="${slider.min}" max="${slider.max}" step="0.1" value="0">
-      <output id="value-${slider.name}">0.0</output>`;
-    row.querySelector("label").textContent = slider.name;
-    const input = row.querySelector("input");
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    const output = document.createElement("output");
+    label.htmlFor = input.id = `slider-${slider.name}`;
+    label.textContent = slider.name;
+    Object.assign(input, { type: "range", min: slider.min, max: slider.max, step: "0.1", value: "0" });
+    output.id = `value-${slider.name}`;
+    output.textContent = "0.0";
+    row.append(label, input, output);
     input.dataset.name = slider.name;
     input.addEventListener("input", () => { $(`value-${slider.name}`).textContent = Number(input.value).toFixed(1); });
     input.addEventListener("change", () => act(() => post(`/api/sessions/${state.session}/slider`,
