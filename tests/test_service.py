@@ -154,6 +154,8 @@ def test_store_bounds_sessions_history_and_bytes():
     for k in range(3):
         store.push(kept, Entry(EditState().with_slider("b", k + 1.0), b"w" * 4000))
     assert store.total_bytes() <= 25_000
+    with store._lock:  # the running total is the sum over the sessions held
+        assert store._total == sum(s.nbytes() for s in store._sessions.values())
 
 
 def test_render_queue_batches_concurrent_requests(generator):

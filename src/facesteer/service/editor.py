@@ -315,8 +315,7 @@ class EditorService:
         """Back to the previous state (the very PNG shown then); nothing to undo is not an error."""
         session = self.sessions.get(session_id)
         with session.lock:
-            if len(session.history) > 1:
-                session.history.pop()
+            self.sessions.pop(session)
             return self._view(session)
 
     def reset(self, session_id: str) -> View:

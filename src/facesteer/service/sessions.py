@@ -75,6 +75,7 @@ class Session:
     history: list[Entry]
     touched: float = 0.0
     progress: tuple[int, int] | None = None
+    size: int = 0  # the bytes the store last counted for it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -113,7 +114,8 @@ class SessionStore:
         self.ttl, self.max_sessions, self.max_total_bytes = ttl, max_sessions, max_total_bytes
         self.max_history, self.max_session_bytes = max_history, max_session_bytes
         self._clock = clock
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._sessions: OrderedDict[str, Session] = OrderedDict()  # least recently used first
+        self._total = 0  # the bytes of every session, as last counted
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -121,14 +123,17 @@ class SessionStore:
             return len(self._sessions)
 
     def total_bytes(self) -> int:
+        """The bytes all sessions hold (kept up to date as they change: no walk over every session)."""
         with self._lock:
-            return sum(session.nbytes() for session in self._sessions.values())
+            return self._total
 
     def create(self, code: np.ndarray, origin: dict, png: bytes) -> Session:
         """A new session showing ``code`` (its PNG ``png``), with a fresh unguessable id."""
         session = Session(secrets.token_urlsafe(32), code, origin, [Entry(EditState(), png)], self._clock())
+        session.size = session.nbytes()
         with self._lock:
             self._sessions[session.id] = session
+            self._total += session.size
             self._evict()
         return session
 
@@ -150,31 +155,51 @@ class SessionStore:
             return session
 
     def push(self, session: Session, entry: Entry) -> None:
-        """Append a state to the session's history, trimming it to the per-session caps."""
+        """Append a state to the session's history (its lock held), trimming it to the per-session caps."""
         session.history.append(entry)
         while len(session.history) > 2 and (
             len(session.history) > self.max_history or session.nbytes() > self.max_session_bytes
         ):
             del session.history[1]  # the oldest edit; the face as it came stays
-        with self._lock:
-            self._evict()
+        self._resized(session)
+
+    def pop(self, session: Session) -> None:
+        """Drop the newest state (undo; its lock held), if there is one before it."""
+        if len(session.history) > 1:
+            session.history.pop()
+            self._resized(session)
 
     def replace_face(self, session: Session, code: np.ndarray, origin: dict, png: bytes) -> None:
-        """A new face in the same session: its history starts again."""
+        """A new face in the same session (its lock held): its history starts again."""
         session.code, session.origin, session.history = code, origin, [Entry(EditState(), png)]
+        self._resized(session)
+
+    def _resized(self, session: Session) -> None:
+        size = session.nbytes()
         with self._lock:
+            if self._sessions.get(session.id) is session:  # (an evicted session no longer counts)
+                self._total += size - session.size
+            session.size = size
             self._evict()
 
+    def _remove(self, session_id: str) -> None:
+        self._total -= self._sessions.pop(session_id).size
+
     def _expire(self) -> None:
+        """Forget sessions idle for longer than the TTL: the oldest-used come first, so stop at a fresh one."""
         now = self._clock()
-        for session_id in [k for k, s in self._sessions.items() if now - s.touched > self.ttl]:
-            del self._sessions[session_id]
+        while self._sessions:
+            session_id, session = next(iter(self._sessions.items()))
+            if now - session.touched <= self.ttl:
+                break
+            self._remove(session_id)
 
     def _evict(self) -> None:
         self._expire()
-        while len(self._sessions) > self.max_sessions:
-            self._sessions.popitem(last=False)
-        total = sum(session.nbytes() for session in self._sessions.values())
-        while len(self._sessions) > 1 and total > self.max_total_bytes:
-            _, evicted = self._sessions.popitem(last=False)
-            total -= evicted.nbytes()
+
+        def too_much() -> bool:
+            count = len(self._sessions)
+            return count > self.max_sessions or (count > 1 and self._total > self.max_total_bytes)
+
+        while too_much():
+            self._remove(next(iter(self._sessions)))
