@@ -14,7 +14,8 @@ shipped calibration), seconds per picture (the whole batch inverted at once, div
 the median time of one picture inverted alone, as the editor does), and, after an edit of
 alpha 2 along BOUNDARY, the realism logit (the quality model) of the edited inversions next to that of edited
 random codes, the attribute change the scorer measures for both, and the share of photos whose edit keeps
-identity (distance to the photo under the threshold) at alpha 1 and 2.
+identity (distance to the photo under the threshold) at alpha 1 and 2, and of those whose edit keeps the person of
+the reconstruction (what the edit itself changes).
 
     python bench/inversion.py --domain real --boundary runs/sg2-utk20k/boundaries-w/age_w.npy [--num 8]
     python bench/inversion.py --domain anime --boundary runs/anime10k/boundaries-w/hair_blonde_w.npy
@@ -111,10 +112,15 @@ def edit_measures(generator, result, pictures, boundary, scorer, quality, is_rea
             row["change_inverted"] = float(np.nanmean(scorer.score(edited)[:, column] - base_scores[:, column]))
             row["change_random"] = float(np.nanmean(scorer.score(random_edited)[:, column]
                                                     - scorer.score(random_base)[:, column]))  # fmt: skip
-        if is_real:
+        if is_real:  # the edit keeps the person of the photo; of the reconstruction (what the edit itself changes)
             distance = identity_distance(pictures, edited)
             row["identity_kept"] = float(np.mean(distance < calibrated_threshold(64)))
+            distance = identity_distance(result.reconstructions, edited)
+            row["identity_kept_vs_reconstruction"] = float(np.mean(distance < calibrated_threshold(64)))
         out[f"alpha_{alpha:g}"] = row
+    if is_real:
+        distance = identity_distance(pictures, result.reconstructions)
+        out["reconstruction_same_person"] = float(np.mean(distance < calibrated_threshold(64)))
     out["realism_random_unedited"] = float(realism(quality, random_base).mean())
     out["realism_inverted_unedited"] = float(realism(quality, result.reconstructions).mean())
     return out
