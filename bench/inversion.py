@@ -7,7 +7,8 @@ with stylegan2-anime64. The first NUM pictures (sorted) in which a face is found
   the baseline. Its PSNR and LPIPS are traced along the way (time to reach each value);
 - ``encoder``: the shipped encoder, one pass (W);
 - ``hybrid``: the encoder, then facesteer's recipe (W, MSE + LPIPS + prior, 30 steps);
-- ``hybrid-fast``: the encoder, then MSE + prior only (W+, 20 steps, lr 0.02): no VGG in the loop.
+- ``hybrid-fast``: the encoder, then MSE + prior only (W+, 20 steps, lr 0.02): no VGG in the loop;
+- ``hybrid-wp10``: the encoder, then facesteer's loss (MSE + LPIPS + prior) in W+ for 10 steps at lr 0.03.
 
 Per method: PSNR, SSIM, LPIPS, identity distance to the aligned photo (real faces; dlib, threshold from the
 shipped calibration), seconds per picture (the whole batch inverted at once, divided; and, but for the baseline,
@@ -56,6 +57,7 @@ METHODS = {
     "encoder": ("encoder", FACESTEER_RECIPE),
     "hybrid": ("hybrid", FACESTEER_RECIPE),
     "hybrid-fast": ("hybrid", FAST_RECIPE),
+    "hybrid-wp10": ("hybrid", FACESTEER_RECIPE.with_changes(name="wp10", space="wp", steps=10, learning_rate=0.03)),
 }  # fmt: skip
 TRACE_EVERY = 50
 
