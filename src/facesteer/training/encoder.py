@@ -187,7 +187,8 @@ def train_encoder(
         "steps": options.steps,
         "options": options.identity(),
         "data": str(data) if data else None,
-        "command": f"facesteer train-encoder --generator {generator.name} --steps {options.steps}"
-        + (f" --data {data}" if data else ""),
+        "command": f"facesteer train-encoder --generator {generator.name} --steps {options.steps} "
+        f"--latent-steps {options.latent_steps} --batch-size {options.batch_size} "
+        f"--real-per-step {options.real_per_step} --seed {options.seed}" + (f" --data {data}" if data else ""),
     }
     return save_encoder(out / "encoder.safetensors", encoder.eval(), prior, card)
