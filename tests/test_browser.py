@@ -18,8 +18,7 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from facesteer.discovery.directions import load_direction_set
-from facesteer.service import EditorService, load_controls
+from facesteer.service import EditorService
 from facesteer.web.app import create_app
 from tests.conftest import requires_models
 from tests.test_service import CELEBA
@@ -36,7 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture(scope="module")
 def server(generator):
-    service = EditorService(generator, load_controls(generator, load_direction_set(None, generator.name), None))
+    service = EditorService.load(generator.name)  # what `facesteer serve` loads: shipped boundaries and directions
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning"))
@@ -95,6 +94,7 @@ def test_page_loads_with_a_face_and_a_slider_per_direction(page, server):
     _, service = server
     assert shown_image(page).shape == (64, 64, 3)
     assert page.locator("#controls input[type=range]").count() == len(service.controls)
+    assert page.locator("#conditions input[type=checkbox]").count() == 5  # the shipped boundaries
     assert "seed 4" in page.text_content("#origin")
     assert page.is_disabled("#undo")
 
@@ -171,3 +171,17 @@ def test_a_bad_upload_shows_one_line_and_keeps_the_face(page, tmp_path):
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "not an image" in page.text_content("#error")
     assert shown_png(page) == before
+
+
+def test_a_condition_changes_how_a_slider_moves_the_face(page):
+    move_slider(page, "age", 3.0)
+    plain = shown_png(page)
+    version = page.get_attribute("#face", "data-version")
+    page.check("#condition-gender")
+    wait_for_version(page, version)
+    assert page.is_checked("#condition-gender")
+    assert shown_png(page) != plain  # age now moves off the gender boundary: another face
+    version = page.get_attribute("#face", "data-version")
+    page.click("#undo")
+    wait_for_version(page, version)
+    assert shown_png(page) == plain and not page.is_checked("#condition-gender")
