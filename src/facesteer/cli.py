@@ -1210,6 +1210,7 @@ def serve(
     from facesteer.web.app import create_app
 
     service = EditorService.load(generator, boundaries, directions, models=models, max_batch=max_batch)
+    service.warm_up()
     console.print(f"facesteer editor for {service.generator.name} on http://{host}:{port}/  (Ctrl+C stops it)")
     try:
         uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
@@ -1236,6 +1237,7 @@ def bot(
     token = read_token()  # refused before any model is loaded
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     service = EditorService.load(generator, boundaries, directions, models=models)
+    service.warm_up()
     console.print(f"facesteer bot for {service.generator.name} is polling (Ctrl+C stops it)")
     try:
         run_bot(service, token, base_url)

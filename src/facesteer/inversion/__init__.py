@@ -131,6 +131,7 @@ def invert(
     perceptual: torch.nn.Module | None = None,
     progress: bool = False,
     after_step: Callable[[int, torch.Tensor], None] | None = None,
+    prior: LatentPrior | None = None,
 ) -> Inversion:
     """Invert aligned ``pictures`` (N, R, R, 3) uint8 with ``method``.
 
@@ -140,6 +141,7 @@ def invert(
         encoder: default: the generator's shipped encoder (``encoder`` and ``hybrid``).
         perceptual: LPIPS module (default: loaded when the recipe needs it).
         after_step: passed to :func:`~facesteer.inversion.optimize.optimize_codes`.
+        prior: the recipe space's :class:`LatentPrior` (default: fitted now; a caller inverting often keeps one).
     """
     if method not in METHODS:
         raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
@@ -166,7 +168,10 @@ def invert(
             from facesteer.perceptual import load_lpips
 
             perceptual = load_lpips()
-        prior = LatentPrior.fit(generator, recipe.space) if recipe.prior_kind == "whitened" else None
+        if recipe.prior_kind != "whitened":
+            prior = None
+        elif prior is None or prior.space != recipe.space:
+            prior = LatentPrior.fit(generator, recipe.space)
         codes, losses = optimize_codes(generator, targets, start, recipe, prior, perceptual, progress, after_step)
     with torch.no_grad():
         reconstructions = to_uint8_images(generator.synthesize_tensor(codes, recipe.space))

@@ -38,6 +38,7 @@ from facesteer.generators.base import Generator
 from facesteer.images import decode_image, encode_png
 from facesteer.inversion import FAST_RECIPE, Recipe, convert_codes, invert
 from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
+from facesteer.inversion.prior import LatentPrior
 from facesteer.service.batching import RenderQueue, ServiceBusyError
 from facesteer.service.sessions import EditState, Entry, Session, SessionStore
 
@@ -180,6 +181,7 @@ class EditorService:
         self.recipe, self.method = recipe, "hybrid" if encoder is not None else "optim"
         self._framing = load_framing(generator.name)
         self._aligner: Aligner | None = None
+        self._latent_prior: LatentPrior | None = None
         self._upload_lock = threading.Lock()
         self._directions: dict[tuple[str, frozenset[str]], np.ndarray] = {}
         self._directions_lock = threading.Lock()
@@ -271,7 +273,7 @@ class EditorService:
 
                 try:
                     result = invert(aligned[None], self.generator, self.method, self.recipe, self.encoder,
-                                    after_step=step_done)  # fmt: skip
+                                    after_step=step_done, prior=self._prior())  # fmt: skip
                 finally:
                     session.progress = None
         finally:
@@ -406,6 +408,16 @@ class EditorService:
     def _check_control(self, name: str) -> None:
         if name not in self.controls:
             raise FacesteerError(f"no slider {str(name)[:40]!r}; there are: {', '.join(self.controls)}")
+
+    def warm_up(self) -> None:
+        """Load what the first upload would otherwise wait for (the face detector, the latent prior)."""
+        self._get_aligner()
+        self._prior()
+
+    def _prior(self) -> LatentPrior:
+        if self._latent_prior is None:
+            self._latent_prior = LatentPrior.fit(self.generator, self.recipe.space)
+        return self._latent_prior
 
     def _get_aligner(self) -> Aligner:
         if self._aligner is None:
