@@ -17,7 +17,7 @@ from facesteer.discovery.directions import Directions, load_direction_set
 from facesteer.errors import FacesteerError
 from facesteer.images import decode_image
 from facesteer.service import EditorService, ServiceBusyError, SessionStore, UnknownSessionError, load_controls
-from facesteer.service.batching import RenderQueue
+from facesteer.service.batching import RenderQueue, padded_size
 from facesteer.service.sessions import SESSION_ID, EditState, Entry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -180,6 +180,11 @@ def test_render_queue_batches_concurrent_requests(generator):
             queue.render(np.zeros(3, np.float32))
     finally:
         queue.close()
+
+
+def test_batches_take_few_shapes():
+    assert [padded_size(n, 32) for n in (1, 2, 3, 5, 8, 9, 17, 32)] == [1, 2, 4, 8, 8, 16, 32, 32]
+    assert padded_size(7, 6) == 6 and padded_size(1, 1) == 1
 
 
 def fake_png(width: int, height: int, rows: bytes | None = None) -> bytes:

@@ -4,7 +4,8 @@ One worker thread owns the generator. :meth:`RenderQueue.render` puts a code on 
 takes the first waiting code, then keeps taking more until ``max_batch`` are in hand or ``max_wait`` seconds
 have passed since the first, and synthesizes them in one forward pass. On 2 cores one pass of 32 codes costs
 far less than 32 passes of one, so under load batching multiplies throughput (bench/serve.py measures it);
-with ``max_batch=1`` every request is synthesized alone.
+with ``max_batch=1`` every request is synthesized alone. A batch is padded to the next power of two (at most
+``max_batch``): the backend keeps memory for every batch shape it has seen, so few shapes keep memory flat.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ import numpy as np
 
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
+
+
+def padded_size(count: int, max_batch: int) -> int:
+    """The batch shape ``count`` codes are synthesized in: the next power of two, at most ``max_batch``."""
+    return min(max_batch, 1 << (count - 1).bit_length())
 
 
 class ServiceBusyError(FacesteerError):
@@ -95,8 +101,11 @@ class RenderQueue:
             if not batch:
                 continue
             try:
-                images = self.generator.synthesize(np.stack([code for code, _ in batch]), self.space,
-                                                   batch_size=len(batch))  # fmt: skip
+                codes = np.stack([code for code, _ in batch])
+                size = padded_size(len(codes), self.max_batch)
+                if size > len(codes):  # a few batch shapes only: each new one costs the backend memory for good
+                    codes = np.concatenate([codes, np.repeat(codes[-1:], size - len(codes), axis=0)])
+                images = self.generator.synthesize(codes, self.space, batch_size=size)[: len(batch)]
                 self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
                 for (_, future), image in zip(batch, images, strict=True):
                     future.set_result(image)
