@@ -8,7 +8,8 @@ with stylegan2-anime64. The first NUM pictures (sorted) in which a face is found
 - ``encoder``: the shipped encoder, one pass (W);
 - ``hybrid``: the encoder, then facesteer's recipe (W, MSE + LPIPS + prior, 30 steps);
 - ``hybrid-fast``: the encoder, then MSE + prior only (W+, 20 steps, lr 0.02): no VGG in the loop;
-- ``hybrid-wp10``: the encoder, then facesteer's loss (MSE + LPIPS + prior) in W+ for 10 steps at lr 0.03.
+- ``hybrid-wp10``: the encoder, then facesteer's loss (MSE + LPIPS + prior) in W+ for 10 steps at lr 0.03
+  (``BALANCED_RECIPE``, the editor's).
 
 Per method: PSNR, SSIM, LPIPS, identity distance to the aligned photo (real faces; dlib, threshold from the
 shipped calibration), seconds per picture (the whole batch inverted at once, divided; and, but for the baseline,
@@ -44,7 +45,7 @@ from facesteer.evaluation.inversion import psnr, realism, reconstruction_metrics
 from facesteer.generators import load_generator
 from facesteer.generators.base import to_uint8_images
 from facesteer.images import image_grid, load_image, save_png
-from facesteer.inversion import FACESTEER_RECIPE, FAST_RECIPE, NFE_RECIPE, invert
+from facesteer.inversion import BALANCED_RECIPE, FACESTEER_RECIPE, FAST_RECIPE, NFE_RECIPE, invert
 from facesteer.inversion.encoder import load_encoder
 from facesteer.perceptual import load_lpips, lpips_distance
 
@@ -57,7 +58,7 @@ METHODS = {
     "encoder": ("encoder", FACESTEER_RECIPE),
     "hybrid": ("hybrid", FACESTEER_RECIPE),
     "hybrid-fast": ("hybrid", FAST_RECIPE),
-    "hybrid-wp10": ("hybrid", FACESTEER_RECIPE.with_changes(name="wp10", space="wp", steps=10, learning_rate=0.03)),
+    "hybrid-wp10": ("hybrid", BALANCED_RECIPE),
 }  # fmt: skip
 TRACE_EVERY = 50
 

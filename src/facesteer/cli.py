@@ -513,7 +513,12 @@ def edit(
 
 
 InversionMethodOption = typer.Option("hybrid", "--method", help="optim, encoder or hybrid (encoder, then optim)")
-RecipeOption = typer.Option("facesteer", "--recipe", help="optimisation: facesteer (MSE + LPIPS + prior, W) or nfe")
+RecipeOption = typer.Option(
+    "facesteer",
+    "--recipe",
+    help="optimisation: facesteer (MSE + LPIPS + prior, W), balanced (the same in W+, 10 steps), fast (MSE + prior, "
+    "W+, 20 steps) or nfe",
+)
 InversionSpaceOption = typer.Option(None, "--space", help="z, w or wp (default: the recipe's)")
 StepsOption = typer.Option(None, "--steps", min=0, help="optimisation steps (default: the recipe's)")
 LearningRateOption = typer.Option(None, "--lr", min=1e-6, help="optimisation rate (default: the recipe's)")

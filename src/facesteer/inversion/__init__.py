@@ -23,7 +23,15 @@ from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator, to_uint8_images
 from facesteer.generators.ops import uint8_to_unit
 from facesteer.inversion.encoder import InversionEncoder, encoder_space, encoder_weights, load_encoder
-from facesteer.inversion.optimize import FACESTEER_RECIPE, FAST_RECIPE, NFE_RECIPE, RECIPES, Recipe, optimize_codes
+from facesteer.inversion.optimize import (
+    BALANCED_RECIPE,
+    FACESTEER_RECIPE,
+    FAST_RECIPE,
+    NFE_RECIPE,
+    RECIPES,
+    Recipe,
+    optimize_codes,
+)
 from facesteer.inversion.prior import LatentPrior
 
 METHODS = ("optim", "encoder", "hybrid")
@@ -180,6 +188,7 @@ def invert(
 
 
 __all__ = [
+    "BALANCED_RECIPE",
     "FACESTEER_RECIPE",
     "FAST_RECIPE",
     "METHODS",

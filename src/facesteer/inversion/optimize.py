@@ -1,14 +1,15 @@
 """Inversion by optimisation: find the code whose image matches a picture, by gradient descent on the code.
 
-Three recipes:
+Four recipes:
 
 - :data:`NFE_RECIPE`, the Neural Face Editor's (the baseline): in Z, 1000 Adam steps at lr 0.01 on the summed
   squared error of Gaussian-blurred images (sigma 1 px; images in [-1, 1]) plus 20 ||z||^2.
 - :data:`FACESTEER_RECIPE`: in W (or the space asked for), few Adam steps at a larger rate on the mean squared
   error plus LPIPS-VGG plus a small latent prior (:class:`~facesteer.inversion.prior.LatentPrior`), meant to
   start from an encoder's code.
-- :data:`FAST_RECIPE`: W+, 20 steps of mean squared error plus the prior (no VGG): the editor's, where an
-  upload must come back within 2 s.
+- :data:`FAST_RECIPE`: W+, 20 steps of mean squared error plus the prior (no VGG): the quickest.
+- :data:`BALANCED_RECIPE`: facesteer's loss in W+ for 10 steps: matches NFE's PSNR and LPIPS in a thirteenth of
+  its time or less (bench/RESULTS.md); the editor's and the bot's, where an upload must come back within 2 s.
 
 Each picture's loss is summed over the batch, and Adam's update is element-wise, so inverting a batch gives the
 same codes as inverting each picture alone: batching only makes it faster.
@@ -64,9 +65,11 @@ class Recipe:
 NFE_RECIPE = Recipe("nfe", "z", 1000, 0.01, pixel_reduction="sum", blur_sigma=1.0, perceptual=0.0, prior=20.0,
                     prior_kind="norm")  # fmt: skip
 FACESTEER_RECIPE = Recipe("facesteer", "w", 30, 0.05)
-#: no VGG in the loop: W+, 20 steps of mean squared error plus the prior, from an encoder's code (the editor's)
+#: no VGG in the loop: W+, 20 steps of mean squared error plus the prior, from an encoder's code
 FAST_RECIPE = Recipe("fast", "wp", 20, 0.02, perceptual=0.0)
-RECIPES = {recipe.name: recipe for recipe in (NFE_RECIPE, FACESTEER_RECIPE, FAST_RECIPE)}
+#: facesteer's loss in W+ for 10 steps from an encoder's code: the best measured trade (the editor's and the bot's)
+BALANCED_RECIPE = Recipe("balanced", "wp", 10, 0.03)
+RECIPES = {recipe.name: recipe for recipe in (NFE_RECIPE, FACESTEER_RECIPE, FAST_RECIPE, BALANCED_RECIPE)}
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -36,7 +36,7 @@ from facesteer.errors import FacesteerError
 from facesteer.generators import WEIGHTS_DIR, load_generator
 from facesteer.generators.base import Generator
 from facesteer.images import decode_image, encode_png
-from facesteer.inversion import FAST_RECIPE, Recipe, convert_codes, invert
+from facesteer.inversion import BALANCED_RECIPE, FAST_RECIPE, Recipe, convert_codes, invert
 from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
 from facesteer.inversion.prior import LatentPrior
 from facesteer.service.batching import RenderQueue, ServiceBusyError
@@ -156,7 +156,8 @@ class EditorService:
         models: the models folder (MediaPipe's landmarker, for aligning real photos).
         max_batch, max_wait: request batching (:class:`RenderQueue`); ``max_batch=1`` turns it off.
         store: the session store (default: :class:`SessionStore`'s bounds).
-        recipe: how uploads are inverted (default :data:`facesteer.inversion.FAST_RECIPE`).
+        recipe: how uploads are inverted (default: :data:`facesteer.inversion.BALANCED_RECIPE` from the encoder's
+            code, or 60 steps of :data:`facesteer.inversion.FAST_RECIPE` by optimisation alone).
     """
 
     def __init__(
@@ -175,9 +176,11 @@ class EditorService:
         self.edit_space, self.render_space = edit_space(generator), render_space(generator)
         self.sessions = store if store is not None else SessionStore()  # (an empty store is falsy)
         self.queue = RenderQueue(generator, self.render_space, max_batch, max_wait)
-        recipe = recipe or FAST_RECIPE
-        if encoder is None or recipe.space not in generator.spaces:
-            recipe = recipe.with_changes(space=self.edit_space, steps=max(recipe.steps, 60))
+        if recipe is None:  # from the encoder's code: the balanced recipe; without one: 60 VGG-free steps
+            optimised_only = FAST_RECIPE.with_changes(space=self.edit_space, steps=60)
+            recipe = BALANCED_RECIPE if encoder is not None else optimised_only
+        if recipe.space not in generator.spaces:
+            recipe = recipe.with_changes(space=self.edit_space)
         self.recipe, self.method = recipe, "hybrid" if encoder is not None else "optim"
         self._framing = load_framing(generator.name)
         self._aligner: Aligner | None = None
