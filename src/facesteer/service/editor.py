@@ -39,6 +39,7 @@ from facesteer.images import decode_image, encode_png
 from facesteer.inversion import BALANCED_RECIPE, FAST_RECIPE, Recipe, convert_codes, invert
 from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
 from facesteer.inversion.prior import LatentPrior
+from facesteer.perceptual import load_lpips
 from facesteer.service.batching import RenderQueue, ServiceBusyError
 from facesteer.service.sessions import EditState, Entry, Session, SessionStore
 
@@ -185,6 +186,7 @@ class EditorService:
         self._framing = load_framing(generator.name)
         self._aligner: Aligner | None = None
         self._latent_prior: LatentPrior | None = None
+        self._lpips: torch.nn.Module | None = None
         self._upload_lock = threading.Lock()
         self._directions: dict[tuple[str, frozenset[str]], np.ndarray] = {}
         self._directions_lock = threading.Lock()
@@ -276,7 +278,7 @@ class EditorService:
 
                 try:
                     result = invert(aligned[None], self.generator, self.method, self.recipe, self.encoder,
-                                    after_step=step_done, prior=self._prior())  # fmt: skip
+                                    self._perceptual(), after_step=step_done, prior=self._prior())  # fmt: skip
                 finally:
                     session.progress = None
         finally:
@@ -413,9 +415,15 @@ class EditorService:
             raise FacesteerError(f"no slider {str(name)[:40]!r}; there are: {', '.join(self.controls)}")
 
     def warm_up(self) -> None:
-        """Load what the first upload would otherwise wait for (the face detector, the latent prior)."""
+        """Load what the first upload would otherwise wait for (the face detector, the latent prior, LPIPS)."""
         self._get_aligner()
         self._prior()
+        self._perceptual()
+
+    def _perceptual(self) -> torch.nn.Module | None:
+        if self._lpips is None and self.recipe.perceptual > 0:
+            self._lpips = load_lpips()
+        return self._lpips
 
     def _prior(self) -> LatentPrior:
         if self._latent_prior is None:
