@@ -15,7 +15,7 @@ from PIL import Image
 
 from facesteer.discovery.directions import Directions, load_direction_set
 from facesteer.errors import FacesteerError
-from facesteer.images import decode_image
+from facesteer.images import decode_image, encode_png
 from facesteer.service import EditorService, ServiceBusyError, SessionStore, UnknownSessionError, load_controls
 from facesteer.service.batching import RenderQueue, padded_size
 from facesteer.service.sessions import SESSION_ID, EditState, Entry
@@ -33,12 +33,6 @@ def service(generator):
     service.close()
 
 
-def png_of(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def open_session(service: EditorService, seed: int):
     """A new session's state object (operations change it in place)."""
     return service.sessions.get(service.new_session(seed).session)
@@ -49,7 +43,7 @@ def test_same_seed_same_bytes_and_ids_are_unguessable(service):
     assert first.png == second.png and first.png != other.png
     assert first.session != second.session
     assert all(SESSION_ID.fullmatch(s.session) for s in (first, second, other))
-    assert first.png == png_of(service.generator.synthesize(service.generator.sample_z(1, 5))[0])
+    assert first.png == encode_png(service.generator.synthesize(service.generator.sample_z(1, 5))[0])
 
 
 def test_slider_moves_the_code_along_its_direction_and_undo_reset_restore_bytes(service):
@@ -297,3 +291,14 @@ def test_upload_inverts_a_photo_and_refuses_one_without_a_face(service, tmp_path
         service.upload(session.id, blank.getvalue(), "blank.png")
     assert session.png == before and session.progress is None
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # (torch may make an empty cache folder)
+
+
+def test_encode_png_round_trips_exactly(generator):
+    images = generator.synthesize(generator.sample_z(4, 2))
+    odd = np.random.default_rng(0).integers(0, 256, (7, 13, 3), dtype=np.uint8)  # wrap-around in the Sub filter
+    for image in [*images, odd]:
+        data = encode_png(image)
+        assert data == encode_png(image.copy())
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), image)
+    with pytest.raises(FacesteerError, match="uint8"):
+        encode_png(images[0].astype(np.float32))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +103,29 @@ def decode_image(data: bytes, name: str = "the upload", max_pixels: int = MAX_UP
         raise FacesteerError(f"{name} is truncated or corrupt: {type(error).__name__}: {error}") from None
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def encode_png(image: np.ndarray) -> bytes:
-    """A uint8 (H, W, 3) picture as PNG bytes (the same pixels give the same bytes)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
+    """A uint8 (H, W, 3) picture as PNG bytes (the same pixels give the same bytes).
+
+    Written here rather than by Pillow because the editor encodes one per edit: every row with PNG's "Sub" filter
+    (numpy, wrapping mod 256), one zlib pass at level 1 (which releases the GIL): 0.18 ms and 8.6 KB for a 64 px
+    face against Pillow's 0.57 ms and 7.3 KB (bench/RESULTS.md). Any PNG reader decodes the exact pixels (tested).
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise FacesteerError(f"expected a uint8 (H, W, 3) picture, got {image.dtype} {image.shape}")
+    height, width, _ = image.shape
+    flat = image.reshape(height, width * 3)
+    rows = np.empty((height, width * 3 + 1), np.uint8)
+    rows[:, 0] = 1  # filter type Sub: each byte minus the byte one pixel to its left
+    rows[:, 1:4] = flat[:, :3]
+    rows[:, 4:] = flat[:, 3:] - flat[:, :-3]
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, truecolour, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+            + _png_chunk(b"IEND", b""))  # fmt: skip
 
 
 def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
