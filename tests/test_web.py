@@ -16,7 +16,7 @@ from PIL import Image
 
 from facesteer.discovery.directions import load_direction_set
 from facesteer.service import EditorService, load_controls
-from facesteer.web.app import MAX_JSON_BYTES, create_app
+from facesteer.web.app import LOOPBACK_HOSTS, MAX_JSON_BYTES, create_app
 from tests.test_service import CELEBA, fake_png, ico_holding_png
 
 
@@ -164,3 +164,10 @@ def test_upload_of_a_photo_shows_its_reconstruction(client, session):
     assert answer.status_code == 200, answer.text
     assert answer.json()["origin"]["kind"] == "upload" and not answer.json()["can_undo"]
     assert client.get(f"/api/sessions/{session}/progress").json() == {"running": False, "done": 0, "total": 0}
+
+
+def test_a_loopback_server_answers_only_its_own_host_names(service):
+    client = TestClient(create_app(service, allowed_hosts=LOOPBACK_HOSTS), base_url="http://127.0.0.1:8000")
+    assert client.get("/api/info").status_code == 200
+    assert client.get("/api/info", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/api/info", headers={"Host": "evil.example:8000"}).status_code == 400  # DNS rebinding

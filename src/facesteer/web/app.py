@@ -30,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from facesteer.errors import FacesteerError
 from facesteer.service import EditorService, ServiceBusyError, UnknownSessionError, View
@@ -38,6 +39,8 @@ from facesteer.service import EditorService, ServiceBusyError, UnknownSessionErr
 MAX_UPLOAD_BYTES = 10 * 2**20
 #: JSON bodies larger than this are refused (413)
 MAX_JSON_BYTES = 4096
+#: the Host headers a server listening on loopback answers
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 #: the files of the page, served from this package only
 PAGE_FILES = {"editor.js": "text/javascript", "editor.css": "text/css"}
 
@@ -112,9 +115,17 @@ async def parse(request: Request, model: type[BaseModel]) -> Any:
                                        "type": "value_error"}]) from None  # fmt: skip
 
 
-def create_app(service: EditorService, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    """The editor's app over ``service`` (which the caller owns and closes)."""
+def create_app(
+    service: EditorService, max_upload_bytes: int = MAX_UPLOAD_BYTES, allowed_hosts: list[str] | None = None
+) -> FastAPI:
+    """The editor's app over ``service`` (which the caller owns and closes).
+
+    ``allowed_hosts``: the Host headers answered (others get a 400), against DNS rebinding of a server on
+    loopback; None answers any.
+    """
     app = FastAPI(title="facesteer editor", docs_url=None, redoc_url=None, openapi_url=None)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
     def answer(view: View) -> JSONResponse:
         # a JSONResponse goes out as is: no re-validation of a dict we built (it costs more than the rest)
