@@ -33,6 +33,7 @@ from facesteer.inversion.optimize import (
     optimize_codes,
 )
 from facesteer.inversion.prior import LatentPrior
+from facesteer.perceptual import load_lpips
 
 METHODS = ("optim", "encoder", "hybrid")
 
@@ -173,8 +174,6 @@ def invert(
     codes = start
     if method != "encoder":
         if recipe.perceptual > 0 and perceptual is None:
-            from facesteer.perceptual import load_lpips
-
             perceptual = load_lpips()
         if recipe.prior_kind != "whitened":
             prior = None

@@ -26,6 +26,7 @@ from facesteer.errors import FacesteerError
 from facesteer.generators import WEIGHTS_DIR
 from facesteer.generators.base import Generator
 from facesteer.inversion.prior import LatentPrior
+from facesteer.training.state import read_checkpoint, write_checkpoint
 
 CHANNELS = (32, 64, 128, 256)
 HIDDEN = 512
@@ -97,8 +98,6 @@ def encoder_weights(generator: str) -> Path:
 
 def save_encoder(path: str | os.PathLike[str], network: Encoder, prior: LatentPrior, card: dict[str, Any]) -> Path:
     """Write the encoder's weights (fp32), the prior's mean and Cholesky factor, and ``card`` as metadata."""
-    from facesteer.training.state import write_checkpoint
-
     tensors = {f"network.{k}": v.detach().contiguous() for k, v in network.state_dict().items()}
     tensors |= {"prior.mean": prior.mean.contiguous(), "prior.cholesky": prior.cholesky.contiguous()}
     write_checkpoint(path, tensors, {"card": json.dumps(card)})
@@ -111,8 +110,6 @@ def load_encoder(generator: Generator, path: str | os.PathLike[str] | None = Non
     Raises:
         FacesteerError: no such file, not a readable one, or an encoder of another generator or shape.
     """
-    from facesteer.training.state import read_checkpoint
-
     path = Path(path) if path is not None else encoder_weights(generator.name)
     if not path.is_file():
         raise FacesteerError(
