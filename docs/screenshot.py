@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import threading
-import time
 
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 from facesteer.service import EditorService
-from facesteer.web.app import create_app
+from facesteer.web.app import create_app, serving
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -33,16 +29,10 @@ def main() -> None:
     parser.add_argument("--out", default="docs/editor.png")
     args = parser.parse_args()
     service = EditorService.load(args.generator)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning"))
-    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    with sync_playwright() as playwright:
+    with serving(create_app(service)) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
         page = browser.new_page(viewport={"width": 1000, "height": 760}, bypass_csp=True)
-        page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/?seed={args.seed}")
+        page.goto(f"{url}/?seed={args.seed}")
         page.wait_for_selector("body[data-ready=true]")
 
         def wait_for_change(action) -> None:
@@ -59,7 +49,6 @@ def main() -> None:
         wait_for_change(lambda: page.fill(f"#slider-{args.slider}", str(args.value)))
         page.screenshot(path=args.out, full_page=True)
         browser.close()
-    server.should_exit = True
     service.close()
     print(f"wrote {args.out}")
 

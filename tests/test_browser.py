@@ -8,18 +8,14 @@ import base64
 import io
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from facesteer.service import EditorService
-from facesteer.web.app import create_app
+from facesteer.web.app import create_app, serving
 from tests.conftest import requires_models
 from tests.test_service import CELEBA
 
@@ -36,17 +32,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="module")
 def server(generator):
     service = EditorService.load(generator.name)  # what `facesteer serve` loads: shipped boundaries and directions
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", service
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(service)) as url:
+        yield url, service
     service.close()
 
 

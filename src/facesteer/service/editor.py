@@ -327,11 +327,7 @@ class EditorService:
 
     def reset(self, session_id: str) -> View:
         """Back to the face as it came (sliders at 0, no conditions), as a new step (so it can be undone)."""
-        session = self.sessions.get(session_id)
-        with session.lock:
-            if session.state != session.history[0].state:
-                self.sessions.push(session, Entry(session.history[0].state, session.history[0].png))
-            return self._view(session)
+        return self._change(session_id, lambda _state: EditState())  # reuses the first state's PNG
 
     def show(self, session_id: str) -> View:
         """What the session shows now."""
