@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from facesteer.web.app import serving
 
 BOT_USER = {"id": 1000, "is_bot": True, "first_name": "facesteer", "username": "facesteer_test_bot"}
 USER = {"id": 42, "is_bot": False, "first_name": "Tester"}
 CHAT = {"id": 42, "type": "private", "first_name": "Tester"}
+MESSAGE_DATE = 1_764_547_200  # every message's date (the bot never reads it)
+POLL_PAUSE = 0.05  # seconds getUpdates waits before it answers, so an idle bot does not spin
 
 
 class FakeTelegram:
@@ -34,6 +36,9 @@ class FakeTelegram:
         self.tokens: set[str] = set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified when the bot has sent something
+        #: whether the bot still runs (set by the test that starts it)
+        self.alive: Callable[[], bool] = lambda: True
         self.app = self._make_app()
         self.url = ""
 
@@ -58,21 +63,20 @@ class FakeTelegram:
         self.push(callback_query={"id": f"cb{next(self._ids)}", "from": USER, "chat_instance": "chat42",
                                   "data": data, "message": on_message["message"]})  # fmt: skip
 
-    def wait_for(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
-        """Wait until ``count`` things have been sent (answers to callbacks excluded); return them all."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                shown = [s for s in self.sent if s["method"] != "answerCallbackQuery"]
-            if len(shown) >= count:
-                return shown
-            time.sleep(0.05)
-        raise AssertionError(f"the bot sent {len(shown)} of {count} replies in {timeout} s: {shown}")
+    def wait_for(self, count: int) -> list[dict[str, Any]]:
+        """Wait until ``count`` things have been sent (answers to callbacks excluded), however long the bot takes,
+        while :attr:`alive` says the bot runs; return them all."""
+        with self._changed:
+            while len(shown := [s for s in self.sent if s["method"] != "answerCallbackQuery"]) < count:
+                if not self.alive():
+                    raise AssertionError(f"the bot stopped after {len(shown)} of {count} replies: {shown}")
+                self._changed.wait(0.5)  # a poll of alive(), not a deadline
+            return shown
 
     # ---- the server
 
     def _message(self) -> dict[str, Any]:
-        return {"message_id": next(self._ids), "date": int(time.time()), "chat": CHAT, "from": USER}
+        return {"message_id": next(self._ids), "date": MESSAGE_DATE, "chat": CHAT, "from": USER}
 
     def _make_app(self) -> FastAPI:
         app = FastAPI()
@@ -97,15 +101,11 @@ class FakeTelegram:
     async def _answer(self, method: str, fields: dict[str, Any]) -> Any:
         if method == "getMe":
             return BOT_USER
-        if method == "getUpdates":
+        if method == "getUpdates":  # short polling: a brief pause, then whatever has come
             offset = int(fields.get("offset", 0) or 0)
-            deadline = time.monotonic() + min(float(fields.get("timeout", 0) or 0), 1.0)
-            while True:
-                with self._lock:
-                    ready = [u for u in self.updates if u["update_id"] >= offset]
-                if ready or time.monotonic() >= deadline:
-                    return ready
-                await asyncio.sleep(0.02)
+            await asyncio.sleep(POLL_PAUSE)
+            with self._lock:
+                return [u for u in self.updates if u["update_id"] >= offset]
         if method in ("deleteWebhook", "setMyCommands", "answerCallbackQuery", "sendChatAction"):
             if method == "answerCallbackQuery":
                 self._record(method, fields)
@@ -138,21 +138,15 @@ class FakeTelegram:
                     record[key] = json.loads(value)
                 except ValueError:
                     record[key] = value
-        with self._lock:
+        with self._changed:
             self.sent.append(record)
+            self._changed.notify_all()
         return record
 
     def start(self) -> FakeTelegram:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._serving = serving(self.app)
+        self.url = self._serving.__enter__()
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._serving.__exit__(None, None, None)

@@ -10,7 +10,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -52,6 +51,7 @@ def conversation(tmp_path_factory):
     out, err = (logs / "stdout.txt").open("wb"), (logs / "stderr.txt").open("wb")
     command = [sys.executable, "-m", "facesteer.cli", "bot", "-g", GENERATOR, "--base-url", telegram.url]
     process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+    telegram.alive = lambda: process.poll() is None
     transcript: list[str] = []
     yield telegram, process, transcript, logs
     process.terminate()
@@ -74,7 +74,7 @@ def say(telegram: FakeTelegram, transcript: list[str], what: str, count: int, **
         telegram.photo(kwargs["photo"])
     else:
         telegram.press(kwargs["button"], kwargs["on"])
-    replies = telegram.wait_for(before + count, timeout=90)[before:]
+    replies = telegram.wait_for(before + count)[before:]
     transcript.extend(describe(r) for r in replies)
     return replies
 
@@ -123,9 +123,7 @@ def test_the_bot_end_to_end(conversation):
 def test_the_bot_inverts_photos(conversation):
     telegram, process, transcript, _ = conversation
     photo = sorted(CELEBA.iterdir())[0].read_bytes()
-    started = time.monotonic()
-    notice, inverted = say(telegram, transcript, "user: [a photo]", 2, photo=photo)
-    transcript.append(f"(photo answered in {time.monotonic() - started:.1f} s)")
+    notice, inverted = say(telegram, transcript, "user: [a photo]", 2, photo=photo)  # its time: bench/upload.py
     assert "inverting" in notice["text"] and "your photo" in inverted["caption"]
     assert np.asarray(Image.open(io.BytesIO(photo_of(inverted)))).shape == (64, 64, 3)
     (more,) = say(telegram, transcript, "user: [smile +]", 1, button="s:smile:+", on=inverted)
@@ -142,7 +140,7 @@ def test_a_rejected_token_is_one_line_without_the_token(tmp_path):
     try:
         env = {**os.environ, "FACESTEER_BOT_TOKEN": TOKEN}
         command = [sys.executable, "-m", "facesteer.cli", "bot", "--base-url", telegram.url]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)  # a hang guard
     finally:
         telegram.stop()
     assert result.returncode == 2, result.stderr[-2000:]
