@@ -237,7 +237,7 @@ def test_a_run_folder_refuses_other_options(generator, tmp_path):
     (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(FacesteerError, match="cannot read checkpoint"):
         discovery(generator, tmp_path / "run")
-    from facesteer.training.state import write_checkpoint
+    from facesteer.resumable import write_checkpoint
 
     write_checkpoint(tmp_path / "run" / "checkpoint.safetensors", {"matrix": torch.zeros(100, 4)}, {})
     with pytest.raises(FacesteerError, match="not a checkpoint of this run"):

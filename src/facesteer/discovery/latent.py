@@ -46,7 +46,7 @@ from facesteer.discovery.orojar import orojar_penalty
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
 from facesteer.generators.base import Generator
-from facesteer.training.state import read_checkpoint, restore_state, state_tensors, write_checkpoint
+from facesteer.resumable import read_checkpoint, restore_state, state_tensors, write_checkpoint
 
 METHODS = ("sdd", "shp", "hdp", "dth", "dtj")
 STAGE_TWO = ("dth", "dtj")

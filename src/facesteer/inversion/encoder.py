@@ -26,7 +26,7 @@ from facesteer.errors import FacesteerError
 from facesteer.generators import WEIGHTS_DIR
 from facesteer.generators.base import Generator
 from facesteer.inversion.prior import LatentPrior
-from facesteer.training.state import read_checkpoint, write_checkpoint
+from facesteer.resumable import read_checkpoint, write_checkpoint
 
 CHANNELS = (32, 64, 128, 256)
 HIDDEN = 512

@@ -38,7 +38,7 @@ from facesteer.generators.ops import uint8_to_unit
 from facesteer.inversion.encoder import Encoder, encoder_space, save_encoder
 from facesteer.inversion.prior import LatentPrior
 from facesteer.perceptual import load_lpips
-from facesteer.training.state import read_checkpoint, restore_state, state_tensors, write_checkpoint
+from facesteer.resumable import read_checkpoint, restore_state, state_tensors, write_checkpoint
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ from facesteer.generators.ops import uint8_to_unit
 from facesteer.generators.stylegan2 import estimate_w_avg, load_stylegan2_file, save_safetensors
 from facesteer.generators.stylegan2_network import Discriminator, StyleGAN2Config, StyleGAN2Network
 from facesteer.images import image_grid, save_png
+from facesteer.resumable import read_checkpoint, restore_state, state_tensors, write_checkpoint
 from facesteer.training.augment import DEFAULT_POLICY, TRANSFORMS, diff_augment
-from facesteer.training.state import read_checkpoint, restore_state, state_tensors, write_checkpoint
 
 
 def parse_augment_policy(text: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Training state as flat tensors, for safetensors checkpoints: modules' weights and optimisers' moments.
+"""Training state as flat tensors, for resumable safetensors checkpoints: modules' weights and optimisers' moments.
 
 A resumed run must end exactly where an uninterrupted one does, so a checkpoint holds every tensor that
 influences the next step: each module's state dict under ``PREFIX.NAME`` and each optimiser's per-parameter
