@@ -9,7 +9,9 @@ with stylegan2-anime64. The first NUM pictures (sorted) in which a face is found
 - ``hybrid``: the encoder, then facesteer's recipe (W, MSE + LPIPS + prior, 30 steps);
 - ``hybrid-fast``: the encoder, then MSE + prior only (W+, 20 steps, lr 0.02): no VGG in the loop;
 - ``hybrid-wp10``: the encoder, then facesteer's loss (MSE + LPIPS + prior) in W+ for 10 steps at lr 0.03
-  (``BALANCED_RECIPE``, the editor's).
+  (``BALANCED_RECIPE``, the editor's);
+- ``pti``: pivotal tuning: the encoder's code as the pivot, then the generator's synthesis weights tuned to each
+  picture (``DEFAULT_TUNING``: 25 Adam steps at lr 0.005 on MSE + LPIPS); its edits use each picture's copy.
 
 Per method: PSNR, SSIM, LPIPS, identity distance to the aligned photo (real faces; dlib, threshold from the
 shipped calibration), seconds per picture (the whole batch inverted at once, divided; and, but for the baseline,
@@ -59,6 +61,7 @@ METHODS = {
     "hybrid": ("hybrid", FACESTEER_RECIPE),
     "hybrid-fast": ("hybrid", FAST_RECIPE),
     "hybrid-wp10": ("hybrid", BALANCED_RECIPE),
+    "pti": ("pti", FACESTEER_RECIPE),
 }  # fmt: skip
 TRACE_EVERY = 50
 
@@ -107,7 +110,9 @@ def edit_measures(generator, result, pictures, boundary, scorer, quality, is_rea
     if space == "z":  # the boundary is a W one: edit z codes (NFE's) as their w
         codes, space = generator.map(codes, "w"), "w"
     for alpha in (1.0, 2.0):
-        edited = generator.synthesize(shift(codes, boundary.normal, alpha), space)
+        moved = shift(codes, boundary.normal, alpha)  # each by its own generator (pti: the copy tuned to it)
+        edited = np.concatenate([result.generator_for(i, generator).synthesize(moved[i : i + 1], space)
+                                 for i in range(len(moved))])  # fmt: skip
         random_edited = generator.synthesize(shift(random_codes, boundary.normal, alpha), "w")
         row = {"realism_inverted": float(realism(quality, edited).mean()),
                "realism_random": float(realism(quality, random_edited).mean())}  # fmt: skip

@@ -236,3 +236,73 @@ def test_recipes_and_encoders_are_checked_before_any_work(tmp_path, run, style):
     save_png(tmp_path / "b" / "x.png", np.zeros((8, 8, 3), np.uint8))
     one_line_error(run("invert", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "-g", style.name,
                        "--method", "optim", "--out", str(tmp_path / "inv")), "share the name 'x'")  # fmt: skip
+
+
+# ---- pivotal tuning (method pti)
+
+
+def test_tuning_makes_the_pivot_draw_the_picture_and_leaves_the_generator_alone(style):
+    from facesteer.inversion.tuning import TuningRecipe, tune_generator
+
+    picture = style.synthesize(style.sample_z(1, seed=21))  # a face another code draws
+    pivot = mean_code(style, "w", 1)
+    before = {k: v.clone() for k, v in style.network.state_dict().items()}
+    recipe = TuningRecipe(steps=15, learning_rate=5e-3, perceptual=0.0)
+    tuned, losses = tune_generator(style, uint8_to_unit(picture), pivot, "w", recipe)
+    error = lambda g: np.abs(g.synthesize(pivot.numpy(), "w").astype(float) - picture).mean()  # noqa: E731
+    assert error(tuned) < 0.5 * error(style)
+    assert losses[-1] < 0.5 * losses[0] and len(losses) == 15
+    for key, value in style.network.state_dict().items():  # the shared generator is untouched
+        assert torch.equal(value, before[key]), key
+    assert not any(p.requires_grad for p in tuned.tunable_parameters())
+    again, _ = tune_generator(style, uint8_to_unit(picture), pivot, "w", recipe)
+    assert np.array_equal(again.synthesize(pivot.numpy(), "w"), tuned.synthesize(pivot.numpy(), "w"))  # no dice
+    with pytest.raises(FacesteerError, match="one picture"):
+        tune_generator(style, uint8_to_unit(np.concatenate([picture, picture])), pivot, "w", recipe)
+    with pytest.raises(FacesteerError, match="needs LPIPS"):
+        tune_generator(style, uint8_to_unit(picture), pivot, "w", TuningRecipe(steps=1))
+    with pytest.raises(FacesteerError, match="steps >= 1"):
+        TuningRecipe(steps=0)
+
+
+def test_pti_inverts_and_edits_each_picture_with_its_own_tuned_generator(tmp_path, style):
+    from facesteer.inversion.tuning import TuningRecipe
+    from facesteer.photo_editing import edit_codes, save_inversion
+
+    torch.manual_seed(0)
+    prior = LatentPrior.fit(style, "w", num=500)
+    encoder = load_encoder(style, save_encoder(tmp_path / "e.safetensors", Encoder(64, style.w_dim), prior,
+                                               {"generator": style.name}))  # fmt: skip
+    pictures = style.synthesize(style.sample_z(2, seed=5))
+    tuning = TuningRecipe(steps=3, learning_rate=5e-3, perceptual=0.0)
+    result = invert(pictures, style, "pti", FACESTEER_RECIPE, encoder, tuning=tuning)
+    plain = invert(pictures, style, "encoder", FACESTEER_RECIPE, encoder)
+    np.testing.assert_array_equal(result.codes, plain.codes)  # the pivot is the encoder's code
+    assert result.generators is not None and len(result.generators) == 2 and len(result.tuning_losses) == 3
+    for i in range(2):  # each reconstruction is drawn by its own tuned copy, and differs from the shared one's
+        drawn = result.generator_for(i, style).synthesize(result.codes[i : i + 1], "w")
+        np.testing.assert_array_equal(drawn[0], result.reconstructions[i])
+        assert not np.array_equal(drawn, plain.reconstructions[i : i + 1])
+    boundary = Boundary(np.ones((1, style.w_dim)), "age", "w", style.name)
+    edits = edit_codes(result.generators[1], result.codes[1:], "w", boundary, [0.0])
+    np.testing.assert_array_equal(edits[0, 0], result.reconstructions[1])  # alpha 0 = the reconstruction
+
+    save_inversion(tmp_path / "inv", ["a.png", "b.png"], pictures, result, {"method": "pti"})
+    reloaded = load_generator(str(tmp_path / "inv" / "b.generator.safetensors"))
+    codes = np.load(tmp_path / "inv" / "codes.npy")
+    drawn = reloaded.synthesize(codes[1:], "w").astype(int)
+    assert np.abs(drawn - result.reconstructions[1].astype(int)).max() <= 2  # (weights written in fp16)
+
+
+def test_pti_is_refused_where_its_generators_cannot_be_written(tmp_path, run):
+    from facesteer.photo_editing import check_tuned_saveable
+
+    with pytest.raises(FacesteerError, match="not a StyleGAN2"):
+        check_tuned_saveable(load_generator("dcgan-digiface64"))
+    photo = tmp_path / "photo.png"
+    save_png(photo, np.zeros((64, 64, 3), np.uint8))  # no face: the refusal must come before alignment
+    one_line_error(run("invert", str(photo), "-g", "dcgan-digiface64", "--method", "pti", "--out",
+                       str(tmp_path / "inv")), "not a StyleGAN2")  # fmt: skip
+    one_line_error(run("invert", str(photo), "-g", "stylegan2-utkface64", "--method", "pti", "--steps", "0",
+                       "--out", str(tmp_path / "inv")), "steps >= 1")  # fmt: skip
+    assert not (tmp_path / "inv").exists()

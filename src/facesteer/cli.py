@@ -512,7 +512,9 @@ def edit(
     )
 
 
-InversionMethodOption = typer.Option("hybrid", "--method", help="optim, encoder or hybrid (encoder, then optim)")
+InversionMethodOption = typer.Option(
+    "hybrid", "--method", help="optim, encoder, hybrid (encoder, then optim) or pti (encoder, then the generator tuned)"
+)
 RecipeOption = typer.Option(
     "facesteer",
     "--recipe",
@@ -520,8 +522,8 @@ RecipeOption = typer.Option(
     "W+, 20 steps) or nfe",
 )
 InversionSpaceOption = typer.Option(None, "--space", help="z, w or wp (default: the recipe's)")
-StepsOption = typer.Option(None, "--steps", min=0, help="optimisation steps (default: the recipe's)")
-LearningRateOption = typer.Option(None, "--lr", min=1e-6, help="optimisation rate (default: the recipe's)")
+StepsOption = typer.Option(None, "--steps", min=0, help="optimisation steps (default: the recipe's; pti: tuning)")
+LearningRateOption = typer.Option(None, "--lr", min=1e-6, help="optimisation rate (default: the recipe's; pti: tuning)")
 EncoderFileOption = typer.Option(None, "--encoder", help="encoder .safetensors (default: the generator's shipped)")
 FramingOption = typer.Option(None, "--framing", help="framing JSON (default: the generator's)")
 
@@ -541,21 +543,33 @@ def invert(
     models: Path | None = ModelsOption,
 ) -> None:
     """Align pictures to the generator's framing and invert them: the codes (.npy, rows in argument order) and
-    the generator's reconstructions (aligned | reconstruction PNGs)."""
+    the generator's reconstructions (aligned | reconstruction PNGs); with --method pti also each picture's tuned
+    generator (NAME.generator.safetensors)."""
     from facesteer.alignment import load_framing
-    from facesteer.inversion import encoder_for, resolve_recipe
+    from facesteer.inversion import encoder_for, resolve_recipe, resolve_tuning
     from facesteer.inversion import invert as invert_pictures
-    from facesteer.photo_editing import align_pictures, check_out_folder, check_outputs, save_inversion
+    from facesteer.photo_editing import (
+        align_pictures,
+        check_out_folder,
+        check_outputs,
+        check_tuned_saveable,
+        save_inversion,
+    )
 
     model = load_generator(generator)
     chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
+    tuning = resolve_tuning(method, steps, learning_rate)
+    if tuning is not None:
+        check_tuned_saveable(model)
     check_outputs(pictures)
     check_out_folder(out)
     encoder = encoder_for(model, method, encoder_file)
     aligned = align_pictures(pictures, load_framing(model.name, framing_file), model.resolution, models)
-    result = invert_pictures(aligned, model, method, chosen, encoder, progress=True)
-    save_inversion(out, pictures, aligned, result, {"generator": model.name, "method": method,
-                                                     "recipe": asdict(chosen)})  # fmt: skip
+    result = invert_pictures(aligned, model, method, chosen, encoder, progress=True, tuning=tuning)
+    summary = {"generator": model.name, "method": method, "recipe": asdict(chosen)}
+    if tuning is not None:
+        summary["tuning"] = asdict(tuning)
+    save_inversion(out, pictures, aligned, result, summary)
     console.print(f"inverted {len(pictures)} pictures ({method}, {result.space}) in {result.seconds:.1f} s: {out}")
 
 
@@ -603,15 +617,16 @@ def edit_photo(
     """Align, invert and edit pictures along a boundary (conditioned on others if given): one grid."""
     from facesteer.alignment import load_framing
     from facesteer.boundaries import Boundary
-    from facesteer.inversion import encoder_for, resolve_recipe
+    from facesteer.inversion import encoder_for, resolve_recipe, resolve_tuning
     from facesteer.photo_editing import edit_photos
 
     model = load_generator(generator)
     chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
+    tuning = resolve_tuning(method, steps, learning_rate)
     primal, kept = Boundary.load(boundary), [Boundary.load(path) for path in conditions or []]
     encoder = encoder_for(model, method, encoder_file)
     result = edit_photos(pictures, model, load_framing(model.name, framing_file), primal, alphas, kept, method,
-                         chosen, encoder, models, progress=True)  # fmt: skip
+                         chosen, encoder, models, progress=True, tuning=tuning)  # fmt: skip
     save_png(out, result.grid())
     kept_text = f", keeping {', '.join(result.boundary.conditions)}" if result.boundary.conditions else ""
     console.print(f"wrote {out}: {len(pictures)} pictures, {primal.attribute} at alpha {alphas}{kept_text} "

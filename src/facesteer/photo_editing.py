@@ -22,8 +22,9 @@ from facesteer.editing import shift
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path, write_json
 from facesteer.generators.base import Generator
+from facesteer.generators.stylegan2 import StyleGAN2Generator, save_safetensors
 from facesteer.images import image_grid, load_image, save_png
-from facesteer.inversion import FACESTEER_RECIPE, Inversion, Recipe, invert
+from facesteer.inversion import FACESTEER_RECIPE, Inversion, Recipe, TuningRecipe, invert
 from facesteer.inversion.encoder import InversionEncoder
 
 
@@ -92,16 +93,31 @@ def save_inversion(
     summary: dict[str, Any],
 ) -> Path:
     """Write OUT/codes.npy (rows in ``paths`` order), OUT/STEM.png (aligned | reconstruction) per picture and
-    OUT/inversion.json (``summary`` plus the result's space and times); each file atomically."""
+    OUT/inversion.json (``summary`` plus the result's space and times); each file atomically. A ``pti`` result
+    also writes each picture's tuned generator, OUT/STEM.generator.safetensors (a facesteer StyleGAN2 file: give
+    it as ``--generator`` to draw or edit that picture's code)."""
     out = Path(out)
-    for path, original, rebuilt in zip(paths, aligned, result.reconstructions, strict=True):
+    if result.generators is not None:
+        check_tuned_saveable(result.generators[0])
+    for i, (path, original, rebuilt) in enumerate(zip(paths, aligned, result.reconstructions, strict=True)):
         save_png(out / f"{Path(path).stem}.png", image_grid(np.stack([original, rebuilt]), columns=2))
+        if result.generators is not None:
+            tuned = result.generators[i]
+            assert isinstance(tuned, StyleGAN2Generator)  # (checked above)
+            save_safetensors(tuned.network, out / f"{Path(path).stem}.generator.safetensors")
     with atomic_path(out / "codes.npy") as temporary, temporary.open("wb") as handle:
         np.save(handle, result.codes)
     write_json(out / "inversion.json", {**summary, "space": result.space, "pictures": [str(p) for p in paths],
                "seconds": round(result.seconds, 3), "seconds_per_picture": round(result.seconds / len(paths), 3),
                "final_loss": result.losses[-1] if result.losses else None})  # fmt: skip
     return out
+
+
+def check_tuned_saveable(generator: Generator) -> None:
+    """Refuse, before any work, to save pivotal tuning's generators for a generator facesteer cannot write."""
+    if not isinstance(generator, StyleGAN2Generator):
+        raise FacesteerError(f"invert --method pti writes tuned generators as StyleGAN2 files; {generator.name} is "
+                             "not a StyleGAN2 (use edit-photo --method pti, which needs no files)")  # fmt: skip
 
 
 def check_out_folder(out: str | os.PathLike[str]) -> None:
@@ -130,6 +146,7 @@ def edit_photos(
     encoder: InversionEncoder | None = None,
     models: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    tuning: TuningRecipe | None = None,
 ) -> PhotoEdits:
     """Align, invert and edit the pictures at ``paths``; see :class:`PhotoEdits`."""
     if not alphas:
@@ -140,6 +157,7 @@ def edit_photos(
     used = conditioned_boundary(boundary, conditions)
     edit_space(generator, used, (recipe or FACESTEER_RECIPE).space)  # refused now, not after the inversion
     aligned = align_pictures(paths, framing, generator.resolution, models)
-    inversion = invert(aligned, generator, method, recipe, encoder, progress=progress)
-    edits = edit_codes(generator, inversion.codes, inversion.space, used, alphas)
+    inversion = invert(aligned, generator, method, recipe, encoder, progress=progress, tuning=tuning)
+    edits = np.concatenate([edit_codes(inversion.generator_for(i, generator), inversion.codes[i : i + 1],
+                                       inversion.space, used, alphas) for i in range(len(aligned))])  # fmt: skip
     return PhotoEdits(aligned, inversion, np.asarray(alphas, np.float64), edits, used)

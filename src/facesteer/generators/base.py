@@ -123,6 +123,11 @@ class Generator(ABC):
                 value.to(device)
         return self
 
+    def tunable_parameters(self) -> list[torch.nn.Parameter]:
+        """The weights pivotal tuning adjusts (:mod:`facesteer.inversion.tuning`): by default every parameter of
+        every network this generator holds; style-based generators may narrow it to their synthesis network."""
+        return [p for value in vars(self).values() if isinstance(value, torch.nn.Module) for p in value.parameters()]
+
     def code_weights(self, layers: Sequence[int] | None = None) -> np.ndarray:
         """The weights through which a code enters the network linearly, for SeFa's closed-form factorisation.
 

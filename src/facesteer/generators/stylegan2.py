@@ -66,6 +66,10 @@ class StyleGAN2Generator(StyleBasedGenerator):
     def synthesis(self, wp: torch.Tensor) -> torch.Tensor:
         return self.network.synthesis(wp)
 
+    def tunable_parameters(self) -> list[torch.nn.Parameter]:
+        """The synthesis network's weights (the mapping stays: pivots are W or W+ codes)."""
+        return list(self.network.synthesis.parameters())
+
     def style_weight(self, layer: int) -> torch.Tensor:
         """Row ``layer`` of W+ drives convolution ``layer``; the last row only the final toRGB (as in SeFa, which
         takes the other toRGB layers' styles to be covered by the convolutions that share their rows)."""

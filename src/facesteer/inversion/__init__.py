@@ -4,7 +4,9 @@ Three methods (:func:`invert`):
 
 - ``optim``: optimisation (:mod:`.optimize`) from the mean code of the space;
 - ``encoder``: one pass of the trained encoder (:mod:`.encoder`);
-- ``hybrid``: the encoder's code as the start, then optimisation (NFE's and in-domain inversion's scheme).
+- ``hybrid``: the encoder's code as the start, then optimisation (NFE's and in-domain inversion's scheme);
+- ``pti``: the encoder's code as a pivot, then the generator's weights tuned to each picture (:mod:`.tuning`):
+  each picture gets its own tuned copy of the generator, in :attr:`Inversion.generators`.
 
 Pictures must already be in the generator's framing (:mod:`facesteer.alignment`).
 """
@@ -14,10 +16,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator, to_uint8_images
@@ -33,9 +36,10 @@ from facesteer.inversion.optimize import (
     optimize_codes,
 )
 from facesteer.inversion.prior import LatentPrior
+from facesteer.inversion.tuning import DEFAULT_TUNING, TuningRecipe, tune_generator
 from facesteer.perceptual import load_lpips
 
-METHODS = ("optim", "encoder", "hybrid")
+METHODS = ("optim", "encoder", "hybrid", "pti")
 
 
 @dataclass
@@ -45,9 +49,12 @@ class Inversion:
     Attributes:
         codes: float32 (N, *space_shape(space)).
         space: their latent space.
-        reconstructions: uint8 (N, R, R, 3), the generator's images of ``codes``.
+        reconstructions: uint8 (N, R, R, 3), the generator's images of ``codes`` (for ``pti``, each tuned copy's).
         seconds: wall time of the whole inversion (all N pictures).
-        losses: mean loss per picture at each optimisation step (empty for ``encoder``).
+        losses: mean loss per picture at each optimisation step (empty for ``encoder`` and ``pti``).
+        generators: ``pti`` only: the generator tuned to each picture (draw and edit picture i's code with
+            ``generators[i]``); None for the other methods, whose codes belong to the generator itself.
+        tuning_losses: ``pti`` only: the mean tuning loss per picture at each step.
     """
 
     codes: np.ndarray
@@ -55,6 +62,12 @@ class Inversion:
     reconstructions: np.ndarray
     seconds: float
     losses: list[float]
+    generators: list[Generator] | None = None
+    tuning_losses: list[float] = field(default_factory=list)
+
+    def generator_for(self, index: int, generator: Generator) -> Generator:
+        """The generator that draws code ``index``: its tuned copy (``pti``), else ``generator``."""
+        return self.generators[index] if self.generators is not None else generator
 
 
 def resolve_recipe(
@@ -89,8 +102,17 @@ def resolve_recipe(
             f"an encoder of {generator.name} predicts w, which cannot start an optimisation in z: use --method "
             "optim for z (NFE's recipe starts from z = 0) or a w/wp space"
         )
-    changes = {"space": space, "steps": steps, "learning_rate": learning_rate}
+    changes = {"space": space} if method == "pti" else {"space": space, "steps": steps, "learning_rate": learning_rate}
     return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
+
+
+def resolve_tuning(method: str, steps: int | None = None, learning_rate: float | None = None) -> TuningRecipe | None:
+    """``pti``'s tuning recipe with the steps and rate asked for (for ``pti`` they are the tuning's: its pivot is
+    the encoder's code, not optimised); None for the other methods."""
+    if method != "pti":
+        return None
+    changes = {"steps": steps, "learning_rate": learning_rate}
+    return replace(DEFAULT_TUNING, **{k: v for k, v in changes.items() if v is not None})
 
 
 def encoder_for(
@@ -141,6 +163,7 @@ def invert(
     progress: bool = False,
     after_step: Callable[[int, torch.Tensor], None] | None = None,
     prior: LatentPrior | None = None,
+    tuning: TuningRecipe | None = None,
 ) -> Inversion:
     """Invert aligned ``pictures`` (N, R, R, 3) uint8 with ``method``.
 
@@ -151,6 +174,8 @@ def invert(
         perceptual: LPIPS module (default: loaded when the recipe needs it).
         after_step: passed to :func:`~facesteer.inversion.optimize.optimize_codes`.
         prior: the recipe space's :class:`LatentPrior` (default: fitted now; a caller inverting often keeps one).
+        tuning: ``pti``'s :class:`~facesteer.inversion.tuning.TuningRecipe` (default :data:`DEFAULT_TUNING`);
+            its pivot is the encoder's code in the recipe's space (no code optimisation).
     """
     if method not in METHODS:
         raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
@@ -172,7 +197,7 @@ def invert(
         with torch.no_grad():
             start = convert_codes(generator, encoder.encode(targets), encoder.space, recipe.space)
     codes = start
-    if method != "encoder":
+    if method in ("optim", "hybrid"):
         if recipe.perceptual > 0 and perceptual is None:
             perceptual = load_lpips()
         if recipe.prior_kind != "whitened":
@@ -180,10 +205,40 @@ def invert(
         elif prior is None or prior.space != recipe.space:
             prior = LatentPrior.fit(generator, recipe.space)
         codes, losses = optimize_codes(generator, targets, start, recipe, prior, perceptual, progress, after_step)
+    if method == "pti":
+        tuned, tuning_losses = _tune_each(generator, targets, codes, recipe.space, tuning or DEFAULT_TUNING,
+                                          perceptual, progress)  # fmt: skip
+        with torch.no_grad():
+            reconstructions = np.concatenate([to_uint8_images(copy.synthesize_tensor(codes[i : i + 1], recipe.space))
+                                              for i, copy in enumerate(tuned)])  # fmt: skip
+        return Inversion(codes.numpy().astype(np.float32), recipe.space, reconstructions, time.perf_counter() - started,
+                         losses, tuned, tuning_losses)  # fmt: skip
     with torch.no_grad():
         reconstructions = to_uint8_images(generator.synthesize_tensor(codes, recipe.space))
     return Inversion(codes.numpy().astype(np.float32), recipe.space, reconstructions,
                      time.perf_counter() - started, losses)  # fmt: skip
+
+
+def _tune_each(
+    generator: Generator,
+    targets: torch.Tensor,
+    pivots: torch.Tensor,
+    space: str,
+    tuning: TuningRecipe,
+    perceptual: torch.nn.Module | None,
+    progress: bool,
+) -> tuple[list[Generator], list[float]]:
+    """One tuned copy of ``generator`` per picture, and the mean loss over pictures at each tuning step."""
+    if tuning.perceptual > 0 and perceptual is None:
+        perceptual = load_lpips()
+    tuned, losses = [], np.zeros(tuning.steps)
+    with tqdm(total=len(targets) * tuning.steps, desc="tuning the generator", unit="step", disable=not progress) as bar:
+        for i in range(len(targets)):
+            copy, steps = tune_generator(generator, targets[i : i + 1], pivots[i : i + 1], space, tuning, perceptual,
+                                         lambda _step, _loss: bar.update())  # fmt: skip
+            tuned.append(copy)
+            losses += np.asarray(steps)
+    return tuned, (losses / len(targets)).tolist()
 
 
 __all__ = [
@@ -195,8 +250,10 @@ __all__ = [
     "RECIPES",
     "Inversion",
     "Recipe",
+    "TuningRecipe",
     "convert_codes",
     "encoder_for",
     "invert",
     "resolve_recipe",
+    "resolve_tuning",
 ]

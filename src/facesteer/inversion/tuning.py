@@ -1,0 +1,110 @@
+"""Pivotal tuning (Roich et al. 2021, "Pivotal Tuning for Latent-based Editing of Real Images", PTI).
+
+A code alone cannot bring back a person the generator cannot draw: with stylegan2-utkface64 (FID 114.6, trained
+on 2 CPU cores) every code-only inversion, NFE's 1000-step baseline included, reconstructs most CelebA photos as
+someone else (bench/RESULTS.md). PTI keeps the inverted code as a *pivot* and fine-tunes the generator's
+synthesis weights until the pivot's image is the picture; an edit then moves the pivot (pivot + alpha n) through
+the tuned weights, and the edited face keeps the person.
+
+Here: the pivot comes from :func:`facesteer.inversion.invert` (any method); each picture gets its own copy of
+the generator (the original is never changed), tuned alone by Adam on its synthesis weights with the loss
+mean squared error + LPIPS-VGG of the pivot's image against the picture (PTI's loss, without its locality
+regulariser: bench/inversion.py measures what the tuned copies do to edits and to realism). Deterministic:
+nothing random in the steps (the noise inputs are the generator's fixed ones).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from facesteer.errors import FacesteerError
+from facesteer.generators.base import Generator
+from facesteer.perceptual import LPIPS
+
+
+@dataclass(frozen=True)
+class TuningRecipe:
+    """How to tune a generator to one picture around its pivot.
+
+    Attributes:
+        steps: Adam steps on the weights.
+        learning_rate: Adam's rate.
+        perceptual: weight of LPIPS-VGG next to the mean squared error (0 = not computed).
+    """
+
+    steps: int = 25
+    learning_rate: float = 5e-3
+    perceptual: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.learning_rate <= 0 or self.perceptual < 0:
+            raise FacesteerError(f"tuning needs steps >= 1, a positive learning rate and a perceptual weight >= 0, "
+                                 f"got {self.steps}, {self.learning_rate} and {self.perceptual}")  # fmt: skip
+
+
+#: measured on CelebA photos with stylegan2-utkface64 (bench/inversion.py, method ``pti``)
+DEFAULT_TUNING = TuningRecipe(steps=25, learning_rate=5e-3)
+
+
+def tune_generator(
+    generator: Generator,
+    target: torch.Tensor,
+    pivot: torch.Tensor,
+    space: str,
+    recipe: TuningRecipe = DEFAULT_TUNING,
+    perceptual: LPIPS | None = None,
+    after_step: Callable[[int, float], None] | None = None,
+) -> tuple[Generator, list[float]]:
+    """A copy of ``generator`` whose synthesis weights are tuned so that ``pivot`` draws ``target``.
+
+    Args:
+        generator: the generator (not changed).
+        target: float32 (1, 3, R, R) in [-1, 1], the aligned picture.
+        pivot: float32 (1, *space_shape(space)), its inverted code.
+        space: the pivot's latent space.
+        recipe: steps, rate and loss weights.
+        perceptual: LPIPS (needed when ``recipe.perceptual > 0``).
+        after_step: called with (steps done, that step's loss).
+
+    Returns:
+        The tuned copy (frozen, in eval mode) and the loss at each step.
+
+    Raises:
+        FacesteerError: shapes that do not match, a generator without tunable weights, no LPIPS when needed.
+    """
+    resolution = generator.resolution
+    if target.ndim != 4 or tuple(target.shape) != (1, 3, resolution, resolution):
+        raise FacesteerError(f"tuning takes one picture (1, 3, {resolution}, {resolution}), got {tuple(target.shape)}")
+    generator.check_codes(pivot, space)
+    if len(pivot) != 1:
+        raise FacesteerError(f"tuning takes one pivot code, got {len(pivot)}")
+    if recipe.perceptual > 0 and perceptual is None:
+        raise FacesteerError("tuning with a perceptual weight needs LPIPS")
+    tuned = copy.deepcopy(generator)
+    weights = tuned.tunable_parameters()
+    for weight in weights:
+        weight.requires_grad_(True)
+    optimizer = torch.optim.Adam(weights, lr=recipe.learning_rate)
+    pivot = pivot.detach()
+    with torch.no_grad():
+        target_features = perceptual.tapped(target) if recipe.perceptual > 0 and perceptual is not None else None
+    losses = []
+    for step in range(recipe.steps):
+        image = tuned.synthesize_tensor(pivot, space)
+        loss = (image - target).square().mean()
+        if target_features is not None and perceptual is not None:
+            loss = loss + recipe.perceptual * perceptual.distance_to(image, target_features).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if after_step is not None:
+            after_step(step + 1, losses[-1])
+    for weight in weights:
+        weight.requires_grad_(False)
+        weight.grad = None
+    return tuned, losses
