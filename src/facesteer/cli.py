@@ -548,27 +548,19 @@ def invert(
     from facesteer.alignment import load_framing
     from facesteer.inversion import encoder_for, resolve_recipe, resolve_tuning
     from facesteer.inversion import invert as invert_pictures
-    from facesteer.photo_editing import (
-        align_pictures,
-        check_out_folder,
-        check_outputs,
-        check_tuned_saveable,
-        save_inversion,
-    )
+    from facesteer.photo_editing import align_pictures, check_out_folder, check_outputs, save_inversion
 
     model = load_generator(generator)
     chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
-    tuning = resolve_tuning(method, steps, learning_rate)
-    if tuning is not None:
-        check_tuned_saveable(model)
+    tuning = resolve_tuning(model, method, steps, learning_rate)
     check_outputs(pictures)
     check_out_folder(out)
     encoder = encoder_for(model, method, encoder_file)
     aligned = align_pictures(pictures, load_framing(model.name, framing_file), model.resolution, models)
     result = invert_pictures(aligned, model, method, chosen, encoder, progress=True, tuning=tuning)
     summary = {"generator": model.name, "method": method, "recipe": asdict(chosen)}
-    if tuning is not None:
-        summary["tuning"] = asdict(tuning)
+    if tuning is not None:  # pti: the recipe gave only the pivot's space
+        summary = {"generator": model.name, "method": method, "space": chosen.space, "tuning": asdict(tuning)}
     save_inversion(out, pictures, aligned, result, summary)
     console.print(f"inverted {len(pictures)} pictures ({method}, {result.space}) in {result.seconds:.1f} s: {out}")
 
@@ -622,7 +614,7 @@ def edit_photo(
 
     model = load_generator(generator)
     chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
-    tuning = resolve_tuning(method, steps, learning_rate)
+    tuning = resolve_tuning(model, method, steps, learning_rate)
     primal, kept = Boundary.load(boundary), [Boundary.load(path) for path in conditions or []]
     encoder = encoder_for(model, method, encoder_file)
     result = edit_photos(pictures, model, load_framing(model.name, framing_file), primal, alphas, kept, method,

@@ -94,8 +94,8 @@ def save_inversion(
 ) -> Path:
     """Write OUT/codes.npy (rows in ``paths`` order), OUT/STEM.png (aligned | reconstruction) per picture and
     OUT/inversion.json (``summary`` plus the result's space and times); each file atomically. A ``pti`` result
-    also writes each picture's tuned generator, OUT/STEM.generator.safetensors (a facesteer StyleGAN2 file: give
-    it as ``--generator`` to draw or edit that picture's code)."""
+    also writes each picture's tuned generator, OUT/STEM.generator.safetensors (a facesteer StyleGAN2 file in
+    fp32: ``load_generator(path).synthesize(codes[i:i+1], space)`` draws the reconstruction again, exactly)."""
     out = Path(out)
     if result.generators is not None:
         check_tuned_saveable(result.generators[0])
@@ -104,12 +104,13 @@ def save_inversion(
         if result.generators is not None:
             tuned = result.generators[i]
             assert isinstance(tuned, StyleGAN2Generator)  # (checked above)
-            save_safetensors(tuned.network, out / f"{Path(path).stem}.generator.safetensors")
+            save_safetensors(tuned.network, out / f"{Path(path).stem}.generator.safetensors", half=False)
     with atomic_path(out / "codes.npy") as temporary, temporary.open("wb") as handle:
         np.save(handle, result.codes)
     write_json(out / "inversion.json", {**summary, "space": result.space, "pictures": [str(p) for p in paths],
                "seconds": round(result.seconds, 3), "seconds_per_picture": round(result.seconds / len(paths), 3),
-               "final_loss": result.losses[-1] if result.losses else None})  # fmt: skip
+               "final_loss": result.losses[-1] if result.losses else None,
+               "final_tuning_loss": result.tuning_losses[-1] if result.tuning_losses else None})  # fmt: skip
     return out
 
 
@@ -117,7 +118,7 @@ def check_tuned_saveable(generator: Generator) -> None:
     """Refuse, before any work, to save pivotal tuning's generators for a generator facesteer cannot write."""
     if not isinstance(generator, StyleGAN2Generator):
         raise FacesteerError(f"invert --method pti writes tuned generators as StyleGAN2 files; {generator.name} is "
-                             "not a StyleGAN2 (use edit-photo --method pti, which needs no files)")  # fmt: skip
+                             "not a StyleGAN2")  # fmt: skip
 
 
 def check_out_folder(out: str | os.PathLike[str]) -> None:

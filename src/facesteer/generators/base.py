@@ -124,9 +124,13 @@ class Generator(ABC):
         return self
 
     def tunable_parameters(self) -> list[torch.nn.Parameter]:
-        """The weights pivotal tuning adjusts (:mod:`facesteer.inversion.tuning`): by default every parameter of
-        every network this generator holds; style-based generators may narrow it to their synthesis network."""
-        return [p for value in vars(self).values() if isinstance(value, torch.nn.Module) for p in value.parameters()]
+        """The weights pivotal tuning adjusts (:mod:`facesteer.inversion.tuning`), those ``synthesize_tensor``
+        draws with.
+
+        Raises:
+            FacesteerError: the generator cannot be tuned (implemented for StyleGAN2 only).
+        """
+        raise FacesteerError(f"pivotal tuning (--method pti) is implemented for StyleGAN2 generators, not {self.name}")
 
     def code_weights(self, layers: Sequence[int] | None = None) -> np.ndarray:
         """The weights through which a code enters the network linearly, for SeFa's closed-form factorisation.

@@ -1,6 +1,6 @@
 """GAN inversion: from aligned pictures to latent codes whose images reconstruct them.
 
-Three methods (:func:`invert`):
+Four methods (:func:`invert`):
 
 - ``optim``: optimisation (:mod:`.optimize`) from the mean code of the space;
 - ``encoder``: one pass of the trained encoder (:mod:`.encoder`);
@@ -106,11 +106,18 @@ def resolve_recipe(
     return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
 
 
-def resolve_tuning(method: str, steps: int | None = None, learning_rate: float | None = None) -> TuningRecipe | None:
+def resolve_tuning(
+    generator: Generator, method: str, steps: int | None = None, learning_rate: float | None = None
+) -> TuningRecipe | None:
     """``pti``'s tuning recipe with the steps and rate asked for (for ``pti`` they are the tuning's: its pivot is
-    the encoder's code, not optimised); None for the other methods."""
+    the encoder's code, not optimised); None for the other methods.
+
+    Raises:
+        FacesteerError: a generator that cannot be tuned, or steps or rate out of range (before any work).
+    """
     if method != "pti":
         return None
+    generator.tunable_parameters()  # refuses a generator pivotal tuning does not support
     changes = {"steps": steps, "learning_rate": learning_rate}
     return replace(DEFAULT_TUNING, **{k: v for k, v in changes.items() if v is not None})
 
@@ -170,15 +177,18 @@ def invert(
     Args:
         recipe: the optimisation (default :data:`FACESTEER_RECIPE`; its ``space`` is the codes' space); for
             ``encoder`` only its space matters (the encoder's code is converted to it).
-        encoder: default: the generator's shipped encoder (``encoder`` and ``hybrid``).
+        encoder: default: the generator's shipped encoder (``encoder``, ``hybrid`` and ``pti``).
         perceptual: LPIPS module (default: loaded when the recipe needs it).
         after_step: passed to :func:`~facesteer.inversion.optimize.optimize_codes`.
         prior: the recipe space's :class:`LatentPrior` (default: fitted now; a caller inverting often keeps one).
         tuning: ``pti``'s :class:`~facesteer.inversion.tuning.TuningRecipe` (default :data:`DEFAULT_TUNING`);
-            its pivot is the encoder's code in the recipe's space (no code optimisation).
+            its pivot is the encoder's code in the recipe's space (no code optimisation, so ``after_step``,
+            ``prior`` and the recipe's steps and weights do not apply to it).
     """
     if method not in METHODS:
         raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
+    if tuning is not None and method != "pti":
+        raise FacesteerError(f"a tuning recipe applies to --method pti, not {method}")
     resolution = generator.resolution
     if pictures.ndim != 4 or pictures.shape[1:] != (resolution, resolution, 3) or pictures.dtype != np.uint8:
         raise FacesteerError(

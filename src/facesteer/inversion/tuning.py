@@ -46,7 +46,8 @@ class TuningRecipe:
                                  f"got {self.steps}, {self.learning_rate} and {self.perceptual}")  # fmt: skip
 
 
-#: measured on CelebA photos with stylegan2-utkface64 (bench/inversion.py, method ``pti``)
+#: chosen on 16 CelebA photos with stylegan2-utkface64 (25 steps: under 2 s per picture on 2 cores); measured by
+#: bench/inversion.py, method ``pti`` (bench/RESULTS.md)
 DEFAULT_TUNING = TuningRecipe(steps=25, learning_rate=5e-3)
 
 
@@ -71,7 +72,7 @@ def tune_generator(
         after_step: called with (steps done, that step's loss).
 
     Returns:
-        The tuned copy (frozen, in eval mode) and the loss at each step.
+        The tuned copy (its weights frozen again) and the loss at each step.
 
     Raises:
         FacesteerError: shapes that do not match, a generator without tunable weights, no LPIPS when needed.
