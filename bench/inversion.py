@@ -47,7 +47,7 @@ from facesteer.evaluation.inversion import psnr, realism, reconstruction_metrics
 from facesteer.generators import load_generator
 from facesteer.generators.base import to_uint8_images
 from facesteer.images import image_grid, load_image, save_png
-from facesteer.inversion import BALANCED_RECIPE, FACESTEER_RECIPE, FAST_RECIPE, NFE_RECIPE, invert
+from facesteer.inversion import BALANCED_RECIPE, FACESTEER_RECIPE, FAST_RECIPE, NFE_RECIPE, invert, resolve_tuning
 from facesteer.inversion.encoder import load_encoder
 from facesteer.perceptual import load_lpips, lpips_distance
 
@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=64, help="random codes edited for comparison")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", type=Path, default=Path("runs/bench-inversion"))
+    parser.add_argument("--tuning-steps", type=int, default=None, help="pti's tuning steps (default: DEFAULT_TUNING's)")
     args = parser.parse_args()
     name, folder, scorer_name = DOMAINS[args.domain]
     generator = load_generator(name)
@@ -160,9 +161,11 @@ def main() -> None:
             if method_name == "nfe":
                 result, trace = trace_baseline(generator, pictures, recipe)
             else:
-                result, trace = invert(pictures, generator, method, recipe, encoder, progress=True), []
+                tuning = resolve_tuning(generator, method, args.tuning_steps)
+                result, trace = invert(pictures, generator, method, recipe, encoder, progress=True, tuning=tuning), []
                 # what one user waits for one picture (the editor and the bot invert one at a time)
-                alone = [invert(pictures[i : i + 1], generator, method, recipe, encoder).seconds for i in range(3)]
+                alone = [invert(pictures[i : i + 1], generator, method, recipe, encoder, tuning=tuning).seconds
+                         for i in range(3)]  # fmt: skip
             metrics = reconstruction_metrics(pictures, result.reconstructions, identity=args.domain == "real")
             entry = {name_: float(np.nanmean(values)) for name_, values in metrics.items()}
             entry["seconds_per_picture"] = result.seconds / len(pictures)
