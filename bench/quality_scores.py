@@ -37,7 +37,7 @@ from facesteer.generators import load_generator
 from facesteer.perceptual import load_lpips
 from facesteer.stats import auroc
 from facesteer.training.classifier import fit_classifier
-from facesteer.training.quality import _split_photos
+from facesteer.training.quality import split_photos
 
 GENERATOR = "stylegan2-utkface64"
 DATA = "../shared/data/utkface-crop-part1"
@@ -123,7 +123,7 @@ def main() -> None:
 
     pool_w = generator.map(generator.sample_z(args.pool, 0), "w")
     pool = synthesize(generator, pool_w, "w")
-    train_paths, held_paths = _split_photos(DATA)
+    train_paths, held_paths = split_photos(DATA)
     real, real_held = load_images(train_paths, 64, False), load_images(held_paths, 64, False)
     scores = {"shipped": QualityScorer(GENERATOR).score(pool)[:, 0]}
     for factor in (4, 8):

@@ -16,7 +16,7 @@ from PIL import Image
 
 from facesteer.discovery.directions import load_direction_set
 from facesteer.service import EditorService, load_controls
-from facesteer.web.app import LOOPBACK_HOSTS, MAX_JSON_BYTES, create_app
+from facesteer.web.app import LOOPBACK_HOSTS, MAX_JSON_BYTES, allowed_hosts_for, create_app
 from tests.test_service import CELEBA, fake_png, ico_holding_png
 
 
@@ -167,7 +167,10 @@ def test_upload_of_a_photo_shows_its_reconstruction(client, session):
 
 
 def test_a_loopback_server_answers_only_its_own_host_names(service):
-    client = TestClient(create_app(service, allowed_hosts=LOOPBACK_HOSTS), base_url="http://127.0.0.1:8000")
+    assert allowed_hosts_for("127.0.0.1") == allowed_hosts_for("::1") == LOOPBACK_HOSTS
+    assert allowed_hosts_for("0.0.0.0") is None  # a public server's names are not known here
+    client = TestClient(create_app(service, allowed_hosts=allowed_hosts_for("127.0.0.1")),
+                        base_url="http://127.0.0.1:8000")  # fmt: skip
     assert client.get("/api/info").status_code == 200
     assert client.get("/api/info", headers={"Host": "localhost:8000"}).status_code == 200
     assert client.get("/api/info", headers={"Host": "evil.example:8000"}).status_code == 400  # DNS rebinding

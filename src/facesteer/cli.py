@@ -1219,14 +1219,13 @@ def serve(
     import uvicorn
 
     from facesteer.service import EditorService
-    from facesteer.web.app import LOOPBACK_HOSTS, create_app
+    from facesteer.web.app import allowed_hosts_for, create_app
 
     service = EditorService.load(generator, boundaries, directions, models=models, max_batch=max_batch)
     service.warm_up()
     console.print(f"facesteer editor for {service.generator.name} on http://{host}:{port}/  (Ctrl+C stops it)")
     try:
-        loopback = host in ("127.0.0.1", "localhost", "::1")
-        app = create_app(service, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+        app = create_app(service, allowed_hosts=allowed_hosts_for(host))
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         service.close()

@@ -29,7 +29,7 @@ from facesteer.training.classifier import fit_classifier, half_state, save_class
 HELD_OUT = 0.1
 
 
-def _split_photos(folder: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
+def split_photos(folder: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
     """(training, held-out) photo paths: every tenth file, spread evenly over the sorted folder, is held out."""
     paths = list_images(folder)
     if len(paths) < 20:
@@ -61,7 +61,7 @@ def train_quality(
     if out.suffix != ".safetensors":
         raise FacesteerError(f"--out must end in .safetensors, got {out}")
     started = time.perf_counter()
-    train_paths, held_paths = _split_photos(data)
+    train_paths, held_paths = split_photos(data)
     real = load_images(train_paths, generator.resolution, progress, desc=f"reading {Path(data).name}")
     real_held = load_images(held_paths, generator.resolution, progress, desc="reading held-out photos")
     fake = _synthesize(generator, len(real), seed, 0, progress)

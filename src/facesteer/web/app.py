@@ -47,6 +47,8 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 MAX_JSON_BYTES = 4096
 #: the Host headers a server listening on loopback answers
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+#: the addresses a server can be told to listen on that are loopback
+LOOPBACK_ADDRESSES = ("127.0.0.1", "localhost", "::1")
 #: the files of the page, served from this package only
 PAGE_FILES = {"editor.js": "text/javascript", "editor.css": "text/css"}
 
@@ -116,6 +118,12 @@ async def parse(request: Request, model: type[BaseModel]) -> Any:
         return model.model_validate_json(body or b"{}")
     except ValidationError as error:  # answered like FastAPI's own validation errors: 422, one line
         raise RequestValidationError(error.errors()) from None
+
+
+def allowed_hosts_for(listen_host: str) -> list[str] | None:
+    """The Host headers a server listening on ``listen_host`` answers: only loopback names on loopback (against
+    DNS rebinding), any elsewhere (the names a public server is reached by are not known here)."""
+    return LOOPBACK_HOSTS if listen_host in LOOPBACK_ADDRESSES else None
 
 
 def create_app(
