@@ -1,11 +1,12 @@
 """Load on the editor (loopback only, bounded in time): CLIENTS concurrent clients moving sliders for SECONDS.
 
-For each generator, `facesteer serve` is started twice in one run, with request batching on (--max-batch 32)
-and off (--max-batch 1), and the same load is sent to each: every client opens a session, then moves a random
+For each generator, `facesteer serve` is started with request batching on (--max-batch 32) and off (--max-batch
+1), and, for a generator the server compiles (StyleGAN2), once more with batching on and --no-compile; the same
+load is sent to each: every client opens a session, then moves a random
 slider to a random value, waits for the face, and does it again. Reported per server: edits/s, latency
 p50/p95/p99, errors, and the server's resident memory (peak, after warm-up, at the end), then the throughput
-ratio batched / unbatched. The clients run in this process (asyncio, a minimal keep-alive HTTP/1.1 client), on
-the same 2 cores as the server.
+ratios batched / unbatched and compiled / eager. The clients run in this process (asyncio, a minimal
+keep-alive HTTP/1.1 client), on the same 2 cores as the server.
 
     python bench/serve.py [--generators dcgan-digiface64 stylegan2-utkface64] [--clients 50] [--seconds 60]
 """
@@ -27,6 +28,7 @@ import httpx
 import numpy as np
 
 WARM_UP = 5.0  # seconds of load before the memory baseline is read
+START_TIMEOUT = 900.0  # a server that compiles its generator with a cold cache takes minutes to answer
 
 
 def free_port() -> int:
@@ -43,24 +45,28 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def start_server(generator: str, max_batch: int) -> tuple[subprocess.Popen, str]:
+def start_server(generator: str, max_batch: int, compile_: bool | None) -> tuple[subprocess.Popen, str, dict]:
+    """A `facesteer serve` process, its URL and its /api/info, once it answers."""
     port = free_port()
     command = [sys.executable, "-m", "facesteer.cli", "serve", "--generator", generator, "--port", str(port),
                "--max-batch", str(max_batch)]  # fmt: skip
+    if compile_ is not None:
+        command.append("--compile" if compile_ else "--no-compile")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             shown = " ".join(command[2:])
             raise SystemExit(f"the server stopped (exit {process.returncode}): run `{shown}` to see why")
         try:
-            if httpx.get(f"{url}/api/info", timeout=2).status_code == 200:
-                return process, url
+            info = httpx.get(f"{url}/api/info", timeout=2)
+            if info.status_code == 200:
+                return process, url, info.json()
         except httpx.HTTPError:
             time.sleep(0.3)
     process.kill()
-    raise SystemExit("the server did not come up in 120 s")
+    raise SystemExit(f"the server did not come up in {START_TIMEOUT:.0f} s")
 
 
 class Connection:
@@ -146,6 +152,24 @@ async def load(url: str, clients: int, seconds: float, pid: int) -> dict:
     }
 
 
+def measure(
+    generator: str, label: str, max_batch: int, compile_: bool | None, args: argparse.Namespace
+) -> tuple[dict, bool]:
+    """Start one server, send it the load, print its row; its results and whether it rendered compiled."""
+    process, url, info = start_server(generator, max_batch, compile_)
+    try:
+        r = asyncio.run(load(url, args.clients, args.seconds, process.pid))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    compiled = bool(info.get("compiled"))
+    print(f"{generator:20s} {label:8s} {'yes' if compiled else 'no':8s} {r['edits_per_s']:8.1f} {r['p50']:8.1f} "
+          f"{r['p95']:8.1f} {r['p99']:8.1f} {r['errors']:7d}  "
+          f"{r['rss_warm']:.0f}/{r['rss_end']:.0f}/{r['rss_peak']:.0f}"
+          + (f"  {r['error_kinds']}" if r["errors"] else ""), flush=True)  # fmt: skip
+    return r, compiled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generators", nargs="+", default=["dcgan-digiface64", "stylegan2-utkface64"])
@@ -153,22 +177,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
     print(f"# {args.clients} clients x {args.seconds:.0f} s per server, loopback, {os.cpu_count()} cores")
-    print("generator            batching  edits/s   p50 ms   p95 ms   p99 ms  errors  RSS MiB warm/end/peak")
+    print("generator            batching compiled edits/s   p50 ms   p95 ms   p99 ms  errors  RSS MiB warm/end/peak")
     for generator in args.generators:
-        results = {}
-        for label, max_batch in (("on", 32), ("off", 1)):
-            process, url = start_server(generator, max_batch)
-            try:
-                r = asyncio.run(load(url, args.clients, args.seconds, process.pid))
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
-            results[label] = r
-            print(f"{generator:20s} {label:8s} {r['edits_per_s']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} "
-                  f"{r['errors']:7d}  {r['rss_warm']:.0f}/{r['rss_end']:.0f}/{r['rss_peak']:.0f}"
-                  + (f"  {r['error_kinds']}" if r["errors"] else ""), flush=True)  # fmt: skip
-        ratio = results["on"]["edits_per_s"] / results["off"]["edits_per_s"]
+        batched, compiled = measure(generator, "on", 32, None, args)  # as `facesteer serve` runs by default
+        unbatched, _ = measure(generator, "off", 1, None, args)
+        ratio = batched["edits_per_s"] / unbatched["edits_per_s"]
         print(f"{generator:20s} batching on / off throughput: {ratio:.2f}x", flush=True)
+        if compiled:
+            eager, _ = measure(generator, "on", 32, False, args)
+            ratio = batched["edits_per_s"] / eager["edits_per_s"]
+            print(f"{generator:20s} compiled / eager throughput (batching on): {ratio:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

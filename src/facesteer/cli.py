@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_wo
 from facesteer.errors import FacesteerError
 from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, load_generator
 from facesteer.images import image_grid, save_png
+
+if TYPE_CHECKING:  # imported inside serve and bot: the service loads the inversion models
+    from facesteer.service import EditorService
 
 app = typer.Typer(
     name="facesteer",
@@ -1212,6 +1215,9 @@ def serve(
     boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
     directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="codes per forward pass (1 = no batching)"),
+    compile: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
+    ),
     models: Path | None = ModelsOption,
 ) -> None:
     """The browser editor: one page with the face, a slider per attribute, conditions, random, upload, undo,
@@ -1221,8 +1227,8 @@ def serve(
     from facesteer.service import EditorService
     from facesteer.web.app import allowed_hosts_for, create_app
 
-    service = EditorService.load(generator, boundaries, directions, models=models, max_batch=max_batch)
-    service.warm_up()
+    service = EditorService.load(generator, boundaries, directions, compile, models=models, max_batch=max_batch)
+    _warm_up(service)
     console.print(f"facesteer editor for {service.generator.name} on http://{host}:{port}/  (Ctrl+C stops it)")
     try:
         app = create_app(service, allowed_hosts=allowed_hosts_for(host))
@@ -1239,6 +1245,9 @@ def bot(
     ),
     boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
     directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
+    compile: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
+    ),
     models: Path | None = ModelsOption,
 ) -> None:
     """The Telegram bot: /random, photos in, buttons per attribute; the token comes from $FACESTEER_BOT_TOKEN."""
@@ -1249,13 +1258,19 @@ def bot(
 
     token = read_token()  # refused before any model is loaded
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    service = EditorService.load(generator, boundaries, directions, models=models)
-    service.warm_up()
+    service = EditorService.load(generator, boundaries, directions, compile, models=models)
+    _warm_up(service)
     console.print(f"facesteer bot for {service.generator.name} is polling (Ctrl+C stops it)")
     try:
         run_bot(service, token, base_url)
     finally:
         service.close()
+
+
+def _warm_up(service: EditorService) -> None:
+    service.warm_up(progress=True)
+    if service.compile_problem:
+        console.print(f"[yellow]warning:[/yellow] {service.compile_problem}")
 
 
 def _is_click_error(error: BaseException, name: str) -> bool:

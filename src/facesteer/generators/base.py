@@ -68,6 +68,9 @@ class Generator(ABC):
     spaces: tuple[str, ...] = ("z",)
     #: codes per forward pass when the caller does not say (the fastest measured by bench/generator.py)
     preferred_batch_size: int = 32
+    #: torch.compile speeds this generator's inference synthesis enough to pay for its compile time, so a server
+    #: compiles it (:mod:`facesteer.generators.compiled`; measured by bench/serve.py)
+    compiles_faster: bool = False
 
     def space_shape(self, space: str) -> tuple[int, ...]:
         """Shape of one code in ``space`` (without the batch dimension)."""

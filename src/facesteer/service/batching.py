@@ -6,6 +6,10 @@ have passed since the first, and synthesizes them in one forward pass. On 2 core
 far less than 32 passes of one, so under load batching multiplies throughput (bench/serve.py measures it);
 with ``max_batch=1`` every request is synthesized alone. A batch is padded to the next power of two (at most
 ``max_batch``): the backend keeps memory for every batch shape it has seen, so few shapes keep memory flat.
+
+Given a :class:`~facesteer.generators.compiled.CompiledSynthesis` (:meth:`RenderQueue.use_compiled`), the worker
+renders with it instead, padding each batch to one of the few shapes it was compiled for
+(:func:`compiled_shapes`: every shape costs compile time at start-up).
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ import numpy as np
 
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
+from facesteer.generators.compiled import CompiledSynthesis
 
 
 def padded_size(count: int, max_batch: int) -> int:
     """The batch shape ``count`` codes are synthesized in: the next power of two, at most ``max_batch``."""
     return min(max_batch, 1 << (count - 1).bit_length())
+
+
+def compiled_shapes(max_batch: int) -> tuple[int, ...]:
+    """The batch shapes a compiled generator is compiled for: 1 (a lone request), 8 and ``max_batch``."""
+    return tuple(sorted({1, min(8, max_batch), max_batch}))
 
 
 class ServiceBusyError(FacesteerError):
@@ -49,6 +59,7 @@ class RenderQueue:
         self.generator, self.space, self.max_batch, self.max_wait = generator, space, max_batch, max_wait
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue(maxsize=max_queued)
         self.batches, self.rendered = 0, 0
+        self._compiled: CompiledSynthesis | None = None
         self._worker = threading.Thread(target=self._run, name="facesteer-render", daemon=True)
         self._worker.start()
 
@@ -71,6 +82,19 @@ class RenderQueue:
         except TimeoutError:
             future.cancel()  # the worker skips it
             raise ServiceBusyError(f"the server is busy (no face within {timeout:g} s): try again") from None
+
+    def use_compiled(self, compiled: CompiledSynthesis) -> None:
+        """Render every later batch with ``compiled`` (warmed up, of this queue's generator and space)."""
+        if not compiled.ready or compiled.generator is not self.generator or compiled.space != self.space:
+            raise ValueError("a compiled synthesis must be warmed up, for this queue's generator and space")
+        if compiled.shapes[-1] < self.max_batch:
+            raise ValueError(f"compiled for batches up to {compiled.shapes[-1]}, the queue makes {self.max_batch}")
+        self._compiled = compiled
+
+    @property
+    def compiled(self) -> bool:
+        """Whether batches are rendered by a compiled synthesis."""
+        return self._compiled is not None
 
     def close(self) -> None:
         """Stop the worker (waiting requests are still served)."""
@@ -102,10 +126,17 @@ class RenderQueue:
                 continue
             try:
                 codes = np.stack([code for code, _ in batch])
-                size = padded_size(len(codes), self.max_batch)
+                compiled = self._compiled  # read once: use_compiled may swap it between batches
+                if compiled is not None:
+                    size = next(shape for shape in compiled.shapes if shape >= len(codes))
+                else:
+                    size = padded_size(len(codes), self.max_batch)
                 if size > len(codes):  # a few batch shapes only: each new one costs the backend memory for good
                     codes = np.concatenate([codes, np.repeat(codes[-1:], size - len(codes), axis=0)])
-                images = self.generator.synthesize(codes, self.space, batch_size=size)[: len(batch)]
+                if compiled is not None:
+                    images = compiled(codes)[: len(batch)]
+                else:
+                    images = self.generator.synthesize(codes, self.space, batch_size=size)[: len(batch)]
                 self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
                 for (_, future), image in zip(batch, images, strict=True):
                     future.set_result(image)

@@ -35,12 +35,13 @@ from facesteer.discovery.directions import Directions, shipped_directions_folder
 from facesteer.errors import FacesteerError
 from facesteer.generators import WEIGHTS_DIR, load_generator
 from facesteer.generators.base import Generator
+from facesteer.generators.compiled import CompiledSynthesis
 from facesteer.images import decode_image, encode_png
 from facesteer.inversion import BALANCED_RECIPE, FAST_RECIPE, Recipe, convert_codes, invert
 from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
 from facesteer.inversion.prior import LatentPrior
 from facesteer.perceptual import load_lpips
-from facesteer.service.batching import RenderQueue, ServiceBusyError
+from facesteer.service.batching import RenderQueue, ServiceBusyError, compiled_shapes
 from facesteer.service.sessions import EditState, Entry, Session, SessionStore
 
 #: sliders move a code at most this far along a unit direction (InterFaceGAN edits within [-3, 3])
@@ -159,6 +160,8 @@ class EditorService:
         store: the session store (default: :class:`SessionStore`'s bounds).
         recipe: how uploads are inverted (default: :data:`facesteer.inversion.BALANCED_RECIPE` from the encoder's
             code, or 60 steps of :data:`facesteer.inversion.FAST_RECIPE` by optimisation alone).
+        compile: render with the generator compiled by ``torch.compile`` (:mod:`facesteer.generators.compiled`),
+            from :meth:`warm_up` on; if compiling fails, rendering stays eager and ``compile_problem`` says why.
     """
 
     def __init__(
@@ -171,12 +174,14 @@ class EditorService:
         max_wait: float = 0.004,
         store: SessionStore | None = None,
         recipe: Recipe | None = None,
+        compile: bool = False,
     ) -> None:
         self.generator, self.controls = generator, {c.name: c for c in controls}
         self.encoder, self.models = encoder, models
         self.edit_space, self.render_space = edit_space(generator), render_space(generator)
         self.sessions = store if store is not None else SessionStore()  # (an empty store is falsy)
         self.queue = RenderQueue(generator, self.render_space, max_batch, max_wait)
+        self.compile, self.compile_problem = compile, None
         if recipe is None:  # from the encoder's code: the balanced recipe; without one: 60 VGG-free steps
             optimised_only = FAST_RECIPE.with_changes(space=self.edit_space, steps=60)
             recipe = BALANCED_RECIPE if encoder is not None else optimised_only
@@ -198,17 +203,20 @@ class EditorService:
         generator: str,
         boundaries: str | os.PathLike[str] | None = None,
         directions: str | os.PathLike[str] | None = None,
+        compile: bool | None = None,
         **options: Any,
     ) -> EditorService:
         """The service for a registered generator with its shipped boundaries, directions and encoder (or the
-        sets in the folders given: ``facesteer.discovery.directions`` format)."""
+        sets in the folders given: ``facesteer.discovery.directions`` format). Unless ``compile`` is given, the
+        generator is compiled where that pays (``Generator.compiles_faster``)."""
         loaded = load_generator(generator)
+        compile = loaded.compiles_faster if compile is None else compile
         boundary_set = Directions.load(boundaries) if boundaries else _load_optional_set(
             shipped_boundaries_folder(loaded.name))  # fmt: skip
         direction_set = Directions.load(directions) if directions else _load_optional_set(
             shipped_directions_folder(loaded.name))  # fmt: skip
         encoder = load_encoder(loaded) if encoder_weights(loaded.name).is_file() else None
-        return cls(loaded, load_controls(loaded, boundary_set, direction_set), encoder, **options)
+        return cls(loaded, load_controls(loaded, boundary_set, direction_set), encoder, compile=compile, **options)
 
     def close(self) -> None:
         self.queue.close()
@@ -228,6 +236,7 @@ class EditorService:
             ],
             "conditions": [c.name for c in self.controls.values() if c.kind == "attribute"],
             "upload_method": self.method,
+            "compiled": self.queue.compiled,
         }
 
     # ---- operations: each returns a View made while it held the session's lock
@@ -410,11 +419,20 @@ class EditorService:
         if name not in self.controls:
             raise FacesteerError(f"no slider {str(name)[:40]!r}; there are: {', '.join(self.controls)}")
 
-    def warm_up(self) -> None:
-        """Load what the first upload would otherwise wait for (the face detector, the latent prior, LPIPS)."""
+    def warm_up(self, progress: bool = False) -> None:
+        """Load what the first upload would otherwise wait for (the face detector, the latent prior, LPIPS), and
+        compile the generator if asked (minutes the first time, with a progress bar if ``progress``)."""
         self._get_aligner()
         self._prior()
         self._perceptual()
+        if self.compile and not self.queue.compiled:
+            compiled = CompiledSynthesis(self.generator, self.render_space, compiled_shapes(self.queue.max_batch))
+            try:
+                compiled.warm_up(progress)
+            except FacesteerError as error:
+                self.compile_problem = f"{error}; rendering without compiling"
+                return
+            self.queue.use_compiled(compiled)
 
     def _perceptual(self) -> torch.nn.Module | None:
         if self._lpips is None and self.recipe.perceptual > 0:
