@@ -28,9 +28,9 @@ def eager_compile(monkeypatch):
     sizes: list[int] = []
 
     def fake_compile(function, **_options):
-        def run(codes, space):
+        def run(codes):
             sizes.append(len(codes))
-            return function(codes, space)
+            return function(codes)
 
         return run
 
@@ -99,7 +99,7 @@ def test_render_queue_pads_batches_to_the_compiled_shapes(generator, eager_compi
 
 def test_service_renders_eagerly_when_compiling_fails(generator, monkeypatch):
     def broken_compile(function, **_options):
-        def run(codes, space):
+        def run(codes):
             raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
 
         return run

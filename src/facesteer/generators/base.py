@@ -44,10 +44,15 @@ def gaussian_rows(num: int, dim: int, seed: int, start: int = 0) -> np.ndarray:
     return out
 
 
+def to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 RGB tensor, rounding to the nearest level."""
+    scaled = ((images.float() + 1.0) * 127.5).round().clamp(0, 255)
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 RGB, rounding to the nearest level."""
-    scaled = ((images.float() + 1.0) * 127.5).round_().clamp_(0, 255)
-    return scaled.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 RGB array, rounding to the nearest level."""
+    return to_uint8_tensor(images).numpy()
 
 
 class Generator(ABC):

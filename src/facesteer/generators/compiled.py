@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from facesteer.errors import FacesteerError
-from facesteer.generators.base import Generator, to_uint8_images
+from facesteer.generators.base import Generator, to_uint8_tensor
 
 
 class CompiledSynthesis:
@@ -38,7 +38,9 @@ class CompiledSynthesis:
             raise FacesteerError(f"batch shapes must be distinct positive sizes in ascending order, got {shapes}")
         generator.space_shape(space)  # refuses a space the generator does not have
         self.generator, self.space, self.shapes = generator, space, tuple(shapes)
-        self._compiled = torch.compile(generator.synthesize_tensor, dynamic=False)
+        # cpp_wrapper: the whole graph runs as one C++ call that releases the GIL once (the default Python wrapper
+        # holds it through every kernel, stalling a server's request threads)
+        self._compiled = torch.compile(self._draw, dynamic=False, options={"cpp_wrapper": True})
         self.ready = False
 
     def warm_up(self, progress: bool = False) -> None:
@@ -69,5 +71,8 @@ class CompiledSynthesis:
     @torch.inference_mode()
     def _synthesize(self, codes: np.ndarray) -> np.ndarray:
         self.generator.check_codes(codes, self.space)
-        batch = torch.from_numpy(np.array(codes, dtype=np.float32))
-        return to_uint8_images(self._compiled(batch, self.space))
+        return self._compiled(torch.from_numpy(np.array(codes, dtype=np.float32))).numpy()
+
+    def _draw(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes -> uint8 images (N, R, R, 3), as one graph: the conversion is fused with the last layer."""
+        return to_uint8_tensor(self.generator.synthesize_tensor(codes, self.space))
