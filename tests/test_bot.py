@@ -49,7 +49,9 @@ def conversation(tmp_path_factory):
     logs = tmp_path_factory.mktemp("bot")
     env = {**os.environ, "FACESTEER_BOT_TOKEN": TOKEN}
     out, err = (logs / "stdout.txt").open("wb"), (logs / "stderr.txt").open("wb")
-    command = [sys.executable, "-m", "facesteer.cli", "bot", "-g", GENERATOR, "--base-url", telegram.url]
+    # --no-compile: compiling the generator (minutes with a cold cache) only slows the start
+    command = [sys.executable, "-m", "facesteer.cli", "bot", "-g", GENERATOR, "--no-compile"]
+    command += ["--base-url", telegram.url]
     process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
     telegram.alive = lambda: process.poll() is None
     transcript: list[str] = []

@@ -2,8 +2,10 @@
 
 A StyleGAN2 at 64 px spends most of its time in element-wise passes over small feature maps (style and
 demodulation scales, noise, bias, leaky ReLU), one trip through memory each; TorchInductor fuses them into a
-few C++ loops. On the 2-core VM a batch of 32 of ``stylegan2-utkface64`` runs 2.4-2.9x faster compiled
-(bench/serve.py measures what that does to the editor). The price is compile time, paid once per batch shape:
+few C++ loops. On the 2-core VM the editor under load serves 2.04x the edits with ``stylegan2-utkface64`` compiled
+(bench/serve.py, bench/RESULTS.md). The graph is compiled with Inductor's C++ wrapper, so
+one batch is one call that releases the GIL once (the default Python wrapper holds it through every kernel, and a
+server's request threads then stall while a batch runs). The price is compile time, paid once per batch shape:
 about 30-45 s per shape the first time on 2 cores, a few seconds per shape when TorchInductor's cache on disk
 already holds it. So a :class:`CompiledSynthesis` is compiled for a fixed, short list of batch shapes at start-up
 (:meth:`CompiledSynthesis.warm_up`), and callers pad every batch to one of them.
@@ -38,8 +40,6 @@ class CompiledSynthesis:
             raise FacesteerError(f"batch shapes must be distinct positive sizes in ascending order, got {shapes}")
         generator.space_shape(space)  # refuses a space the generator does not have
         self.generator, self.space, self.shapes = generator, space, tuple(shapes)
-        # cpp_wrapper: the whole graph runs as one C++ call that releases the GIL once (the default Python wrapper
-        # holds it through every kernel, stalling a server's request threads)
         self._compiled = torch.compile(self._draw, dynamic=False, options={"cpp_wrapper": True})
         self.ready = False
 
