@@ -22,7 +22,7 @@ CASES = (
 
 def main() -> None:
     for generator, folder in CASES:
-        service = EditorService.load(generator)
+        service = EditorService.load(generator, compile_synthesis=False)  # uploads only: no batch rendering
         service.warm_up()
         session = service.new_session(0).session
         times = []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sysconfig
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +14,19 @@ import pytest
 import facesteer.generators.compiled as compiled_module
 from facesteer.discovery.directions import load_direction_set
 from facesteer.errors import FacesteerError
+from facesteer.generators.base import Generator
 from facesteer.generators.compiled import CompiledSynthesis
+from facesteer.generators.dcgan import DCGANFaceGenerator
 from facesteer.generators.stylegan2 import StyleGAN2Generator
 from facesteer.service import EditorService, load_controls
 from facesteer.service.batching import RenderQueue, compiled_shapes
 from tests.test_stylegan2 import tiny_network
 
-HAS_COMPILER = shutil.which(os.environ.get("CXX", "g++")) is not None
+# what TorchInductor needs to build its kernels: a C++ compiler and Python's headers
+HAS_COMPILER = (
+    shutil.which(os.environ.get("CXX", "g++")) is not None
+    and (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file()
+)
 
 
 @pytest.fixture
@@ -63,11 +71,26 @@ def test_compiled_synthesis_refuses_bad_shapes_and_spaces():
     assert compiled_shapes(32) == (1, 8, 32) and compiled_shapes(4) == (1, 4) and compiled_shapes(1) == (1,)
 
 
+def render_together(queue: RenderQueue, codes: np.ndarray) -> list[np.ndarray]:
+    """Render every code from its own thread at once (the queue batches them)."""
+    results: dict[int, np.ndarray] = {}
+
+    def render(i: int) -> None:
+        results[i] = queue.render(codes[i])
+
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(len(codes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [results[i] for i in range(len(codes))]
+
+
 def test_render_queue_pads_batches_to_the_compiled_shapes(generator, eager_compile):
     compiled = CompiledSynthesis(generator, "z", (1, 4, 8))
     compiled.warm_up()
     assert eager_compile == [1, 4, 8]
-    queue = RenderQueue(generator, "z", max_batch=8, max_wait=0.5)
+    queue = RenderQueue(generator, "z", max_batch=8, max_wait=1.0)  # a batch waits a second for companions
     try:
         with pytest.raises(ValueError, match="warmed up"):
             queue.use_compiled(CompiledSynthesis(generator, "z", (1, 8)))
@@ -78,39 +101,54 @@ def test_render_queue_pads_batches_to_the_compiled_shapes(generator, eager_compi
         queue.use_compiled(compiled)
         assert queue.compiled
         eager_compile.clear()
-        codes = generator.sample_z(6, 2)
-        results: dict[int, np.ndarray] = {}
-
-        def render(i: int) -> None:
-            results[i] = queue.render(codes[i])
-
-        threads = [threading.Thread(target=render, args=(i,)) for i in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sum(eager_compile) >= 6 and set(eager_compile) <= {1, 4, 8}  # every batch padded to a compiled shape
+        codes = generator.sample_z(3, 2)
+        images = render_together(queue, codes)
+        assert eager_compile == [4]  # three codes, one batch, padded to the compiled shape of 4
         alone = generator.synthesize(codes)
-        for i in range(6):
-            assert np.abs(results[i].astype(int) - alone[i].astype(int)).max() <= 1
+        for i in range(3):
+            assert np.abs(images[i].astype(int) - alone[i].astype(int)).max() <= 1
     finally:
         queue.close()
 
 
-def test_service_renders_eagerly_when_compiling_fails(generator, monkeypatch):
+def test_render_queue_drops_a_compiled_synthesis_that_fails(generator, eager_compile, monkeypatch):
+    compiled = CompiledSynthesis(generator, "z", (1, 2))
+    compiled.warm_up()
+    queue = RenderQueue(generator, "z", max_batch=2, max_wait=0.0)
+    try:
+        queue.use_compiled(compiled)
+
+        def broken(_codes):
+            raise RuntimeError("a kernel failed")
+
+        monkeypatch.setattr(compiled, "_compiled", broken)
+        code = generator.sample_z(1, 9)[0]
+        image = queue.render(code)  # drawn eagerly instead, and the compiled synthesis is dropped
+        assert queue.compiled is False
+        assert np.abs(image.astype(int) - generator.synthesize(code[None])[0].astype(int)).max() <= 1
+        assert np.array_equal(queue.render(code), image)
+    finally:
+        queue.close()
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_service_renders_eagerly_when_compiling_fails(generator, monkeypatch, wrapped):
     def broken_compile(function, **_options):
         def run(codes):
-            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+            if wrapped:  # as Dynamo reports a compiler failure: a wrapper whose own message says nothing
+                raise RuntimeError("backend='inductor' raised:") from OSError("InvalidCxxCompiler: no g++\nmore detail")
+            raise OSError("InvalidCxxCompiler: no g++\nmore detail")
 
         return run
 
     monkeypatch.setattr(compiled_module.torch, "compile", broken_compile)
     controls = load_controls(generator, load_direction_set(None, generator.name), None)
-    service = EditorService(generator, controls, compile=True, max_batch=4)
+    service = EditorService(generator, controls, compile_synthesis=True, max_batch=4)
     try:
         service.warm_up()
         assert not service.queue.compiled and not service.describe()["compiled"]
-        assert service.compile_problem.startswith(f"torch.compile failed for {generator.name}: RuntimeError: Invalid")
+        expected = f"torch.compile failed for {generator.name}: OSError: InvalidCxxCompiler: no g++; rendering"
+        assert service.compile_problem.startswith(expected)
         assert "more detail" not in service.compile_problem  # one line
         view = service.new_session(seed=3)  # rendering still works, eagerly
         assert view.png.startswith(b"\x89PNG")
@@ -118,15 +156,12 @@ def test_service_renders_eagerly_when_compiling_fails(generator, monkeypatch):
         service.close()
 
 
-def test_load_compiles_only_where_it_pays():
-    assert StyleGAN2Generator.compiles_faster
-    service = EditorService.load("dcgan-digiface64")
-    try:
-        assert service.compile is False  # the DCGAN's fused forward gains nothing from compiling (bench/serve.py)
-    finally:
-        service.close()
-    service = EditorService.load("dcgan-digiface64", compile=True)
-    try:
-        assert service.compile is True
-    finally:
-        service.close()
+def test_load_compiles_where_the_generator_says_it_pays(monkeypatch):
+    for says, asked, expected in [(False, None, False), (True, None, True), (True, False, False), (False, True, True)]:
+        monkeypatch.setattr(DCGANFaceGenerator, "compiles_faster", says)
+        service = EditorService.load("dcgan-digiface64", compile_synthesis=asked)
+        try:
+            assert service.compile_synthesis is expected
+        finally:
+            service.close()
+    assert StyleGAN2Generator.compiles_faster and not Generator.compiles_faster

@@ -265,6 +265,26 @@ def test_tuning_makes_the_pivot_draw_the_picture_and_leaves_the_generator_alone(
         TuningRecipe(steps=0)
 
 
+def test_tuning_loss_is_mse_plus_lpips_over_the_recipes_taps(style):
+    from facesteer.inversion.tuning import DEFAULT_TUNING, TuningRecipe, tune_generator
+    from facesteer.perceptual import load_lpips
+
+    lpips = load_lpips()
+    picture = uint8_to_unit(style.synthesize(style.sample_z(1, seed=21)))
+    pivot = mean_code(style, "w", 1)
+    with torch.no_grad():
+        image = style.synthesize_tensor(pivot, "w")
+        mse = (image - picture).square().mean()
+        expected = {taps: float(mse + lpips.distance_to(image, lpips.tapped(picture, taps)).sum()) for taps in (3, 5)}
+    for taps in (DEFAULT_TUNING.perceptual_taps, 5):  # 3 (to relu3_3) by default; 5 is LPIPS itself
+        _, losses = tune_generator(style, picture, pivot, "w", TuningRecipe(steps=1, perceptual_taps=taps), lpips)
+        assert losses[0] == pytest.approx(expected[taps], rel=1e-5)
+    assert expected[3] != pytest.approx(expected[5], rel=1e-3)
+    assert DEFAULT_TUNING.perceptual_taps == 3
+    with pytest.raises(FacesteerError, match="LPIPS taps"):
+        TuningRecipe(perceptual_taps=6)
+
+
 def test_pti_inverts_and_edits_each_picture_with_its_own_tuned_generator(tmp_path, style):
     from facesteer.inversion.tuning import TuningRecipe
     from facesteer.photo_editing import edit_codes, save_inversion

@@ -93,6 +93,23 @@ def test_same_image_is_zero_and_distance_is_symmetric(network, faces):
     torch.testing.assert_close(forward, backward, rtol=1e-5, atol=1e-6)
 
 
+def test_truncated_lpips_is_the_sum_over_its_first_taps(network, faces):
+    a, b = faces[:2], box_blur(faces[:2])
+    with torch.inference_mode():
+        full_a, full_b = network.tapped(a), network.tapped(b)
+        pairs = zip(network.heads, full_a, full_b, strict=True)
+        per_tap = [head((fa - fb).square()).mean(dim=(1, 2, 3)) for head, fa, fb in pairs]
+        torch.testing.assert_close(network.distance_to(a, full_b), sum(per_tap), rtol=1e-5, atol=1e-6)
+        first_three = network.tapped(b, taps=3)
+        assert [f.shape for f in first_three] == [f.shape for f in full_b[:3]]
+        for truncated, full in zip(first_three, full_b[:3], strict=True):
+            torch.testing.assert_close(truncated, full)
+        torch.testing.assert_close(network.distance_to(a, first_three), sum(per_tap[:3]), rtol=1e-5, atol=1e-6)
+    for taps in (0, 6):
+        with pytest.raises(FacesteerError, match=r"taps 1\.\.5"):
+            network.tapped(a, taps=taps)
+
+
 def test_blur_is_closer_than_noise_which_is_closer_than_another_face(network, faces):
     with torch.inference_mode():
         blur = network(faces, box_blur(faces)).numpy()

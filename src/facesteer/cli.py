@@ -1215,7 +1215,7 @@ def serve(
     boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
     directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="codes per forward pass (1 = no batching)"),
-    compile: bool | None = typer.Option(
+    compile_synthesis: bool | None = typer.Option(
         None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
     ),
     models: Path | None = ModelsOption,
@@ -1227,7 +1227,9 @@ def serve(
     from facesteer.service import EditorService
     from facesteer.web.app import allowed_hosts_for, create_app
 
-    service = EditorService.load(generator, boundaries, directions, compile, models=models, max_batch=max_batch)
+    service = EditorService.load(
+        generator, boundaries, directions, compile_synthesis, models=models, max_batch=max_batch
+    )
     _warm_up(service)
     console.print(f"facesteer editor for {service.generator.name} on http://{host}:{port}/  (Ctrl+C stops it)")
     try:
@@ -1245,7 +1247,7 @@ def bot(
     ),
     boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
     directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
-    compile: bool | None = typer.Option(
+    compile_synthesis: bool | None = typer.Option(
         None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
     ),
     models: Path | None = ModelsOption,
@@ -1258,7 +1260,7 @@ def bot(
 
     token = read_token()  # refused before any model is loaded
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    service = EditorService.load(generator, boundaries, directions, compile, models=models)
+    service = EditorService.load(generator, boundaries, directions, compile_synthesis, models=models)
     _warm_up(service)
     console.print(f"facesteer bot for {service.generator.name} is polling (Ctrl+C stops it)")
     try:
@@ -1268,6 +1270,9 @@ def bot(
 
 
 def _warm_up(service: EditorService) -> None:
+    if service.compile_synthesis:
+        console.print("compiling the generator for faster rendering: minutes the first time, seconds once "
+                      "TorchInductor's cache holds it (--no-compile skips it)")  # fmt: skip
     service.warm_up(progress=True)
     if service.compile_problem:
         console.print(f"[yellow]warning:[/yellow] {service.compile_problem}")

@@ -120,28 +120,32 @@ class LPIPS(nn.Module):
         both = self.tapped(torch.cat([a, b]))  # one pass for both
         return self._distance([f[:n] for f in both], [f[n:] for f in both])
 
-    def tapped(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The channel-normalised features of ``images`` (N, 3, H, W) in [-1, 1] at the five tapped layers:
-        compute a fixed target's once and compare many images to it with :meth:`distance_to`."""
+    def tapped(self, images: torch.Tensor, taps: int = len(TAPS)) -> list[torch.Tensor]:
+        """The channel-normalised features of ``images`` (N, 3, H, W) in [-1, 1] at the first ``taps`` of the five
+        tapped layers (relu1_2 ... relu5_3; VGG stops after the last one asked for): compute a fixed target's once
+        and compare many images to it with :meth:`distance_to`."""
         self._check(images, "images")
+        if not 1 <= taps <= len(TAPS):
+            raise FacesteerError(f"LPIPS has taps 1..{len(TAPS)}, asked for {taps}")
         x = (images.to(self.shift.dtype) - self.shift) / self.scale
         tapped = []
-        for index, layer in enumerate(self.features):
+        for index, layer in enumerate(self.features[: TAPS[taps - 1] + 1]):
             x = layer(x)
             if index in TAPS:
                 tapped.append(_unit_channels(x))
         return tapped
 
     def distance_to(self, images: torch.Tensor, target: list[torch.Tensor]) -> torch.Tensor:
-        """LPIPS of ``images`` (N, 3, H, W) to targets given by their :meth:`tapped` features: (N,)."""
-        features = self.tapped(images)
+        """LPIPS of ``images`` (N, 3, H, W) to targets given by their :meth:`tapped` features: (N,). With the
+        features of fewer than five taps, the sum over those taps only (a truncated LPIPS)."""
+        features = self.tapped(images, len(target))
         if [f.shape for f in features] != [f.shape for f in target]:
             raise FacesteerError("the target features are of images of another shape or count")
         return self._distance(features, target)
 
     def _distance(self, features_a: list[torch.Tensor], features_b: list[torch.Tensor]) -> torch.Tensor:
         total = features_a[0].new_zeros(features_a[0].shape[0])
-        for head, a, b in zip(self.heads, features_a, features_b, strict=True):
+        for head, a, b in zip(self.heads[: len(features_a)], features_a, features_b, strict=True):
             total = total + head((a - b).square()).mean(dim=(1, 2, 3))
         return total
 

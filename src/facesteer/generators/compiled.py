@@ -2,13 +2,13 @@
 
 A StyleGAN2 at 64 px spends most of its time in element-wise passes over small feature maps (style and
 demodulation scales, noise, bias, leaky ReLU), one trip through memory each; TorchInductor fuses them into a
-few C++ loops. On the 2-core VM the editor under load serves 2.04x the edits with ``stylegan2-utkface64`` compiled
-(bench/serve.py, bench/RESULTS.md). The graph is compiled with Inductor's C++ wrapper, so
-one batch is one call that releases the GIL once (the default Python wrapper holds it through every kernel, and a
-server's request threads then stall while a batch runs). The price is compile time, paid once per batch shape:
-about 30-45 s per shape the first time on 2 cores, a few seconds per shape when TorchInductor's cache on disk
-already holds it. So a :class:`CompiledSynthesis` is compiled for a fixed, short list of batch shapes at start-up
-(:meth:`CompiledSynthesis.warm_up`), and callers pad every batch to one of them.
+few C++ loops (bench/serve.py measures what that does to the editor's throughput; bench/RESULTS.md). The graph is
+compiled with Inductor's C++ wrapper, so one batch is one call that releases the GIL once (the default Python
+wrapper holds it through every kernel, and a server's request threads then stall while a batch runs). The price
+is compile time, paid once per batch shape: about 25-45 s per shape the first time on 2 cores, a few seconds per
+shape when TorchInductor's cache on disk already holds it. So a :class:`CompiledSynthesis` is compiled for a
+fixed, short list of batch shapes at start-up (:meth:`CompiledSynthesis.warm_up`), and callers pad every batch
+to one of them.
 
 Compiled images equal eager ones to float rounding: a few pixels in 100,000 differ by one level.
 Compilation needs a C++ compiler; where there is none, :meth:`warm_up` raises and callers render eagerly.
@@ -26,6 +26,18 @@ from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator, to_uint8_tensor
 
 
+def root_cause(error: BaseException) -> str:
+    """``Type: first line`` of the innermost exception: Dynamo wraps compiler failures in exceptions whose own
+    message is only ``backend='inductor' raised:``."""
+    while True:
+        inner = getattr(error, "inner_exception", None) or error.__cause__
+        if not isinstance(inner, BaseException) or inner is error:
+            break
+        error = inner
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else '(no message)'}"
+
+
 class CompiledSynthesis:
     """``generator.synthesize_tensor`` for codes of ``space``, compiled for the batch shapes ``shapes``.
 
@@ -40,7 +52,8 @@ class CompiledSynthesis:
             raise FacesteerError(f"batch shapes must be distinct positive sizes in ascending order, got {shapes}")
         generator.space_shape(space)  # refuses a space the generator does not have
         self.generator, self.space, self.shapes = generator, space, tuple(shapes)
-        self._compiled = torch.compile(self._draw, dynamic=False, options={"cpp_wrapper": True})
+        # fullgraph: a graph break would leave part of the network eager, outside the one GIL-free call
+        self._compiled = torch.compile(self._draw, dynamic=False, fullgraph=True, options={"cpp_wrapper": True})
         self.ready = False
 
     def warm_up(self, progress: bool = False) -> None:
@@ -55,9 +68,7 @@ class CompiledSynthesis:
             try:
                 self._synthesize(codes)
             except Exception as error:  # Inductor's errors have no common base class worth naming
-                first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise FacesteerError(f"torch.compile failed for {self.generator.name}: {type(error).__name__}: "
-                                     f"{first_line[:200]}") from None  # fmt: skip
+                raise FacesteerError(f"torch.compile failed for {self.generator.name}: {root_cause(error)}") from error
         self.ready = True
 
     def __call__(self, codes: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ class StyleGAN2Generator(StyleBasedGenerator):
         path: the checkpoint file, when loaded from one (recorded in manifests so runs can reload it).
     """
 
-    compiles_faster = True  # the editor serves 2.04x the edits compiled on 2 cores (bench/serve.py)
+    compiles_faster = True  # the editor serves about twice the edits compiled (bench/serve.py, bench/RESULTS.md)
 
     def __init__(
         self,

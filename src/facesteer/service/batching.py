@@ -14,6 +14,7 @@ renders with it instead, padding each batch to one of the few shapes it was comp
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -23,12 +24,20 @@ import numpy as np
 
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
-from facesteer.generators.compiled import CompiledSynthesis
+from facesteer.generators.compiled import CompiledSynthesis, root_cause
+
+logger = logging.getLogger(__name__)
 
 
 def padded_size(count: int, max_batch: int) -> int:
     """The batch shape ``count`` codes are synthesized in: the next power of two, at most ``max_batch``."""
     return min(max_batch, 1 << (count - 1).bit_length())
+
+
+def padded(codes: np.ndarray, size: int) -> np.ndarray:
+    """``codes`` (N, ...) with the last code repeated up to ``size`` rows: a few batch shapes only, as each new one
+    costs the backend memory for good (and a compiled synthesis exists for a few shapes only)."""
+    return np.concatenate([codes, np.repeat(codes[-1:], size - len(codes), axis=0)]) if size > len(codes) else codes
 
 
 def compiled_shapes(max_batch: int) -> tuple[int, ...]:
@@ -125,18 +134,7 @@ class RenderQueue:
             if not batch:
                 continue
             try:
-                codes = np.stack([code for code, _ in batch])
-                compiled = self._compiled  # read once: use_compiled may swap it between batches
-                if compiled is not None:
-                    size = next(shape for shape in compiled.shapes if shape >= len(codes))
-                else:
-                    size = padded_size(len(codes), self.max_batch)
-                if size > len(codes):  # a few batch shapes only: each new one costs the backend memory for good
-                    codes = np.concatenate([codes, np.repeat(codes[-1:], size - len(codes), axis=0)])
-                if compiled is not None:
-                    images = compiled(codes)[: len(batch)]
-                else:
-                    images = self.generator.synthesize(codes, self.space, batch_size=size)[: len(batch)]
+                images = self._synthesize(np.stack([code for code, _ in batch]))
                 self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
                 for (_, future), image in zip(batch, images, strict=True):
                     future.set_result(image)
@@ -144,3 +142,18 @@ class RenderQueue:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(RuntimeError(f"rendering failed: {type(error).__name__}: {error}"))
+
+    def _synthesize(self, codes: np.ndarray) -> np.ndarray:
+        """Images for ``codes``, synthesized in one of a few batch shapes: compiled when a compiled synthesis is
+        set (one that fails is dropped for good, with a warning, and the batch is drawn eagerly), else eagerly."""
+        count = len(codes)
+        compiled = self._compiled  # read once: use_compiled may set it between batches
+        if compiled is not None:
+            try:
+                return compiled(padded(codes, next(shape for shape in compiled.shapes if shape >= count)))[:count]
+            except Exception as error:
+                logger.warning("compiled rendering failed (%s); rendering without compiling from now on",
+                               root_cause(error))  # fmt: skip
+                self._compiled = None
+        size = padded_size(count, self.max_batch)
+        return self.generator.synthesize(padded(codes, size), self.space, batch_size=size)[:count]

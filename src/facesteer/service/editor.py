@@ -160,8 +160,9 @@ class EditorService:
         store: the session store (default: :class:`SessionStore`'s bounds).
         recipe: how uploads are inverted (default: :data:`facesteer.inversion.BALANCED_RECIPE` from the encoder's
             code, or 60 steps of :data:`facesteer.inversion.FAST_RECIPE` by optimisation alone).
-        compile: render with the generator compiled by ``torch.compile`` (:mod:`facesteer.generators.compiled`),
-            from :meth:`warm_up` on; if compiling fails, rendering stays eager and ``compile_problem`` says why.
+        compile_synthesis: render with the generator compiled by ``torch.compile``
+            (:mod:`facesteer.generators.compiled`) once :meth:`warm_up` (call it before serving) has compiled it; if
+            compiling fails, rendering stays eager and ``compile_problem`` says why.
     """
 
     def __init__(
@@ -174,14 +175,14 @@ class EditorService:
         max_wait: float = 0.004,
         store: SessionStore | None = None,
         recipe: Recipe | None = None,
-        compile: bool = False,
+        compile_synthesis: bool = False,
     ) -> None:
         self.generator, self.controls = generator, {c.name: c for c in controls}
         self.encoder, self.models = encoder, models
         self.edit_space, self.render_space = edit_space(generator), render_space(generator)
         self.sessions = store if store is not None else SessionStore()  # (an empty store is falsy)
         self.queue = RenderQueue(generator, self.render_space, max_batch, max_wait)
-        self.compile, self.compile_problem = compile, None
+        self.compile_synthesis, self.compile_problem = compile_synthesis, None
         if recipe is None:  # from the encoder's code: the balanced recipe; without one: 60 VGG-free steps
             optimised_only = FAST_RECIPE.with_changes(space=self.edit_space, steps=60)
             recipe = BALANCED_RECIPE if encoder is not None else optimised_only
@@ -203,20 +204,22 @@ class EditorService:
         generator: str,
         boundaries: str | os.PathLike[str] | None = None,
         directions: str | os.PathLike[str] | None = None,
-        compile: bool | None = None,
+        compile_synthesis: bool | None = None,
         **options: Any,
     ) -> EditorService:
         """The service for a registered generator with its shipped boundaries, directions and encoder (or the
-        sets in the folders given: ``facesteer.discovery.directions`` format). Unless ``compile`` is given, the
-        generator is compiled where that pays (``Generator.compiles_faster``)."""
+        sets in the folders given: ``facesteer.discovery.directions`` format). Unless ``compile_synthesis`` is
+        given, the generator is compiled where that pays (``Generator.compiles_faster``)."""
         loaded = load_generator(generator)
-        compile = loaded.compiles_faster if compile is None else compile
+        if compile_synthesis is None:
+            compile_synthesis = loaded.compiles_faster
         boundary_set = Directions.load(boundaries) if boundaries else _load_optional_set(
             shipped_boundaries_folder(loaded.name))  # fmt: skip
         direction_set = Directions.load(directions) if directions else _load_optional_set(
             shipped_directions_folder(loaded.name))  # fmt: skip
         encoder = load_encoder(loaded) if encoder_weights(loaded.name).is_file() else None
-        return cls(loaded, load_controls(loaded, boundary_set, direction_set), encoder, compile=compile, **options)
+        return cls(loaded, load_controls(loaded, boundary_set, direction_set), encoder,
+                   compile_synthesis=compile_synthesis, **options)  # fmt: skip
 
     def close(self) -> None:
         self.queue.close()
@@ -425,9 +428,9 @@ class EditorService:
         self._get_aligner()
         self._prior()
         self._perceptual()
-        if self.compile and not self.queue.compiled:
-            compiled = CompiledSynthesis(self.generator, self.render_space, compiled_shapes(self.queue.max_batch))
+        if self.compile_synthesis and not self.queue.compiled:
             try:
+                compiled = CompiledSynthesis(self.generator, self.render_space, compiled_shapes(self.queue.max_batch))
                 compiled.warm_up(progress)
             except FacesteerError as error:
                 self.compile_problem = f"{error}; rendering without compiling"
