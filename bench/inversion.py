@@ -11,7 +11,8 @@ with stylegan2-anime64. The first NUM pictures (sorted) in which a face is found
 - ``hybrid-wp10``: the encoder, then facesteer's loss (MSE + LPIPS + prior) in W+ for 10 steps at lr 0.03
   (``BALANCED_RECIPE``, the editor's);
 - ``pti``: pivotal tuning: the encoder's code as the pivot, then the generator's synthesis weights tuned to each
-  picture (``DEFAULT_TUNING``: 25 Adam steps at lr 0.005 on MSE + LPIPS); its edits use each picture's copy.
+  picture (``DEFAULT_TUNING``: 20 Adam steps at lr 0.01 on MSE + LPIPS to relu3_3; ``--tuning-steps``,
+  ``--tuning-lr`` and ``--tuning-taps`` change it); its edits use each picture's copy.
 
 Per method: PSNR, SSIM, LPIPS, identity distance to the aligned photo (real faces; dlib, threshold from the
 shipped calibration), seconds per picture (the whole batch inverted at once, divided; and, but for the baseline,
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +145,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", type=Path, default=Path("runs/bench-inversion"))
     parser.add_argument("--tuning-steps", type=int, default=None, help="pti's tuning steps (default: DEFAULT_TUNING's)")
+    parser.add_argument("--tuning-lr", type=float, default=None, help="pti's tuning rate (default: DEFAULT_TUNING's)")
+    parser.add_argument("--tuning-taps", type=int, default=None, help="LPIPS taps pti's loss sums (1-5; default 3)")
     args = parser.parse_args()
     name, folder, scorer_name = DOMAINS[args.domain]
     generator = load_generator(name)
@@ -161,7 +165,9 @@ def main() -> None:
             if method_name == "nfe":
                 result, trace = trace_baseline(generator, pictures, recipe)
             else:
-                tuning = resolve_tuning(generator, method, args.tuning_steps)
+                tuning = resolve_tuning(generator, method, args.tuning_steps, args.tuning_lr)
+                if tuning is not None and args.tuning_taps is not None:
+                    tuning = replace(tuning, perceptual_taps=args.tuning_taps)
                 result, trace = invert(pictures, generator, method, recipe, encoder, progress=True, tuning=tuning), []
                 # what one user waits for one picture (the editor and the bot invert one at a time)
                 alone = [invert(pictures[i : i + 1], generator, method, recipe, encoder, tuning=tuning).seconds
