@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-inversion"))
     parser.add_argument("--tuning-steps", type=int, default=None, help="pti's tuning steps (default: DEFAULT_TUNING's)")
     parser.add_argument("--tuning-lr", type=float, default=None, help="pti's tuning rate (default: DEFAULT_TUNING's)")
-    parser.add_argument("--tuning-taps", type=int, default=None, help="LPIPS taps pti's loss sums (1-5; default 3)")
+    parser.add_argument("--tuning-taps", type=int, default=None, help="pti's LPIPS taps (default: DEFAULT_TUNING's)")
     args = parser.parse_args()
     name, folder, scorer_name = DOMAINS[args.domain]
     generator = load_generator(name)
@@ -162,6 +162,7 @@ def main() -> None:
     with load_scorer(scorer_name, workers=1) as scorer:
         for method_name in args.methods:
             method, recipe = METHODS[method_name]
+            tuning = None
             if method_name == "nfe":
                 result, trace = trace_baseline(generator, pictures, recipe)
             else:
@@ -171,12 +172,13 @@ def main() -> None:
                 result, trace = invert(pictures, generator, method, recipe, encoder, progress=True, tuning=tuning), []
                 # what one user waits for one picture (the editor and the bot invert one at a time)
                 alone = [invert(pictures[i : i + 1], generator, method, recipe, encoder, tuning=tuning).seconds
-                         for i in range(3)]  # fmt: skip
+                         for i in range(min(3, len(pictures)))]  # fmt: skip
             metrics = reconstruction_metrics(pictures, result.reconstructions, identity=args.domain == "real")
             entry = {name_: float(np.nanmean(values)) for name_, values in metrics.items()}
             entry["seconds_per_picture"] = result.seconds / len(pictures)
             entry["seconds_one_picture_alone"] = None if method_name == "nfe" else float(np.median(alone))
             entry["trace"] = trace
+            entry["tuning"] = asdict(tuning) if tuning is not None else None
             entry["edits"] = edit_measures(generator, result, pictures, boundary, scorer, quality,
                                            args.domain == "real", random_codes)  # fmt: skip
             report["methods"][method_name] = entry

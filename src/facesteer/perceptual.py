@@ -9,6 +9,9 @@ averaged over the spatial positions, and the five layers are summed:
 
     d(a, b) = sum_l mean_hw( w_l . (f_l(a) / |f_l(a)| - f_l(b) / |f_l(b)|)^2 )
 
+A truncated LPIPS sums the first few taps only (``tapped(images, taps)``, then :meth:`LPIPS.distance_to`), so
+VGG stops at the last tap asked for: pivotal tuning uses three (:mod:`facesteer.inversion.tuning`).
+
 0 for identical images; on 64x64 generated faces a 3x3 box blur gives 0.05-0.16, Gaussian noise (sigma 0.1 in
 [-1, 1]) 0.23-0.37, another face 0.40-0.69 (tests/test_perceptual.py).
 
@@ -136,8 +139,11 @@ class LPIPS(nn.Module):
         return tapped
 
     def distance_to(self, images: torch.Tensor, target: list[torch.Tensor]) -> torch.Tensor:
-        """LPIPS of ``images`` (N, 3, H, W) to targets given by their :meth:`tapped` features: (N,). With the
-        features of fewer than five taps, the sum over those taps only (a truncated LPIPS)."""
+        """LPIPS of ``images`` (N, 3, H, W) to targets given by their :meth:`tapped` features: (N,). Given the
+        features of fewer than five taps (``tapped(target, taps)``), the sum over those taps only: a truncated
+        LPIPS, asked for by computing the target's features that way."""
+        if not 1 <= len(target) <= len(TAPS):
+            raise FacesteerError(f"target features must be those of 1 to {len(TAPS)} taps, got {len(target)}")
         features = self.tapped(images, len(target))
         if [f.shape for f in features] != [f.shape for f in target]:
             raise FacesteerError("the target features are of images of another shape or count")
