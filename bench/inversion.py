@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -166,9 +166,7 @@ def main() -> None:
             if method_name == "nfe":
                 result, trace = trace_baseline(generator, pictures, recipe)
             else:
-                tuning = resolve_tuning(generator, method, args.tuning_steps, args.tuning_lr)
-                if tuning is not None and args.tuning_taps is not None:
-                    tuning = replace(tuning, perceptual_taps=args.tuning_taps)
+                tuning = resolve_tuning(generator, method, args.tuning_steps, args.tuning_lr, args.tuning_taps)
                 result, trace = invert(pictures, generator, method, recipe, encoder, progress=True, tuning=tuning), []
                 # what one user waits for one picture (the editor and the bot invert one at a time)
                 alone = [invert(pictures[i : i + 1], generator, method, recipe, encoder, tuning=tuning).seconds

@@ -46,7 +46,7 @@ def eager_compile(monkeypatch):
     return sizes
 
 
-@pytest.mark.skipif(not HAS_COMPILER, reason="torch.compile needs a C++ compiler")
+@pytest.mark.skipif(not HAS_COMPILER, reason="torch.compile needs a C++ compiler ($CXX or g++) and Python.h")
 def test_compiled_stylegan2_draws_the_eager_images():
     generator = StyleGAN2Generator(tiny_network(), "tiny", "test")
     compiled = CompiledSynthesis(generator, "wp", (3,))

@@ -44,6 +44,9 @@ ReferenceNumOption = typer.Option(
     None, "--reference-num", min=2, help="FID reference: this many images spread evenly over DATA (default: all)"
 )
 WorkersOption = typer.Option(default_workers(), "--workers", min=1, help="scorer processes (default: one per core)")
+CompileOption = typer.Option(
+    None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
+)
 
 IdentityCodesOption = typer.Option(
     100, "--identity-codes", min=0, help="held-out faces for identity preservation at |alpha| 1, 2, 3 (0 = skip)"
@@ -561,9 +564,9 @@ def invert(
     encoder = encoder_for(model, method, encoder_file)
     aligned = align_pictures(pictures, load_framing(model.name, framing_file), model.resolution, models)
     result = invert_pictures(aligned, model, method, chosen, encoder, progress=True, tuning=tuning)
-    summary = {"generator": model.name, "method": method, "recipe": asdict(chosen)}
-    if tuning is not None:  # pti: the recipe gave only the pivot's space
-        summary = {"generator": model.name, "method": method, "space": chosen.space, "tuning": asdict(tuning)}
+    # pti: the recipe gave only the pivot's space
+    how = {"recipe": asdict(chosen)} if tuning is None else {"space": chosen.space, "tuning": asdict(tuning)}
+    summary = {"generator": model.name, "method": method, **how}
     save_inversion(out, pictures, aligned, result, summary)
     console.print(f"inverted {len(pictures)} pictures ({method}, {result.space}) in {result.seconds:.1f} s: {out}")
 
@@ -1215,9 +1218,7 @@ def serve(
     boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
     directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="codes per forward pass (1 = no batching)"),
-    compile_synthesis: bool | None = typer.Option(
-        None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
-    ),
+    compile_synthesis: bool | None = CompileOption,
     models: Path | None = ModelsOption,
 ) -> None:
     """The browser editor: one page with the face, a slider per attribute, conditions, random, upload, undo,
@@ -1247,9 +1248,7 @@ def bot(
     ),
     boundaries: Path | None = typer.Option(None, "--boundaries", help="boundary set folder (default: the shipped)"),
     directions: Path | None = typer.Option(None, "--directions", help="named direction set (default: the shipped)"),
-    compile_synthesis: bool | None = typer.Option(
-        None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
-    ),
+    compile_synthesis: bool | None = CompileOption,
     models: Path | None = ModelsOption,
 ) -> None:
     """The Telegram bot: /random, photos in, buttons per attribute; the token comes from $FACESTEER_BOT_TOKEN."""

@@ -107,10 +107,14 @@ def resolve_recipe(
 
 
 def resolve_tuning(
-    generator: Generator, method: str, steps: int | None = None, learning_rate: float | None = None
+    generator: Generator,
+    method: str,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    perceptual_taps: int | None = None,
 ) -> TuningRecipe | None:
-    """``pti``'s tuning recipe with the steps and rate asked for (for ``pti`` they are the tuning's: its pivot is
-    the encoder's code, not optimised); None for the other methods.
+    """``pti``'s tuning recipe with the steps, rate and LPIPS taps asked for (for ``pti`` steps and rate are the
+    tuning's: its pivot is the encoder's code, not optimised); None for the other methods.
 
     Raises:
         FacesteerError: a generator that cannot be tuned, or steps or rate out of range (before any work).
@@ -118,7 +122,7 @@ def resolve_tuning(
     if method != "pti":
         return None
     generator.tunable_parameters()  # refuses a generator pivotal tuning does not support
-    changes = {"steps": steps, "learning_rate": learning_rate}
+    changes = {"steps": steps, "learning_rate": learning_rate, "perceptual_taps": perceptual_taps}
     return replace(DEFAULT_TUNING, **{k: v for k, v in changes.items() if v is not None})
 
 

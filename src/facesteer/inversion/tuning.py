@@ -26,7 +26,7 @@ import torch
 
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
-from facesteer.perceptual import LPIPS
+from facesteer.perceptual import LPIPS, TAPS
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,11 @@ class TuningRecipe:
     perceptual_taps: int = 3
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.learning_rate <= 0 or self.perceptual < 0 or not 1 <= self.perceptual_taps <= 5:
+        taps_ok = 1 <= self.perceptual_taps <= len(TAPS)
+        if self.steps < 1 or self.learning_rate <= 0 or self.perceptual < 0 or not taps_ok:
             raise FacesteerError(f"tuning needs steps >= 1, a positive learning rate, a perceptual weight >= 0 and "
-                                 f"1 to 5 LPIPS taps, got {self.steps}, {self.learning_rate}, {self.perceptual} and "
-                                 f"{self.perceptual_taps}")  # fmt: skip
+                                 f"1 to {len(TAPS)} LPIPS taps, got {self.steps}, {self.learning_rate}, "
+                                 f"{self.perceptual} and {self.perceptual_taps}")  # fmt: skip
 
 
 #: chosen on 24 CelebA photos with stylegan2-utkface64 (bench/inversion.py, method ``pti``; bench/RESULTS.md, "Pivotal
