@@ -16,7 +16,14 @@ from PIL import Image
 from facesteer.discovery.directions import Directions, load_direction_set
 from facesteer.errors import FacesteerError
 from facesteer.images import decode_image, encode_png
-from facesteer.service import EditorService, ServiceBusyError, SessionStore, UnknownSessionError, load_controls
+from facesteer.service import (
+    Control,
+    EditorService,
+    ServiceBusyError,
+    SessionStore,
+    UnknownSessionError,
+    load_controls,
+)
 from facesteer.service.batching import RenderQueue, padded_size
 from facesteer.service.sessions import SESSION_ID, EditState, Entry
 
@@ -174,6 +181,30 @@ def test_render_queue_batches_concurrent_requests(generator):
             queue.render(np.zeros(3, np.float32))
     finally:
         queue.close()
+
+
+def test_render_queue_finishes_each_image_on_its_worker_thread(generator):
+    """The service encodes its PNGs in the queue's worker (one thread per batch, not one request thread per face)."""
+    finished_on: list[str] = []
+
+    def finish(image: np.ndarray) -> bytes:
+        finished_on.append(threading.current_thread().name)
+        return encode_png(image)
+
+    queue = RenderQueue(generator, "z", max_batch=4, max_wait=0.0, finish=finish)
+    try:
+        code = generator.sample_z(1, 4)[0]
+        assert queue.render(code) == encode_png(generator.synthesize(code[None])[0])
+        assert finished_on == ["facesteer-render"]
+    finally:
+        queue.close()
+    service = EditorService(generator, [Control("a", "attribute", np.eye(generator.z_dim)[0])], max_batch=4)
+    try:  # the service's queue hands back PNG bytes, which it shows as they are
+        view = service.new_session(seed=3)
+        assert decode_image(view.png).shape == (generator.resolution, generator.resolution, 3)
+        assert service.queue.finish is encode_png
+    finally:
+        service.close()
 
 
 def test_batches_take_few_shapes():

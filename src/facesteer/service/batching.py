@@ -18,7 +18,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Any
 
 import numpy as np
 
@@ -57,23 +59,34 @@ class RenderQueue:
         space: the latent space of every code rendered.
         max_batch: the most codes per forward pass (1 = no batching).
         max_wait: seconds the worker waits for more codes after the first one of a batch.
+        max_queued: the most codes waiting; more are refused as busy.
+        finish: applied to each image on the worker thread before it is handed back (the service encodes its
+            PNGs there: one thread finishing a batch contends less for the GIL than a request thread per face).
     """
 
     def __init__(
-        self, generator: Generator, space: str, max_batch: int = 32, max_wait: float = 0.004, max_queued: int = 512
+        self,
+        generator: Generator,
+        space: str,
+        max_batch: int = 32,
+        max_wait: float = 0.004,
+        max_queued: int = 512,
+        finish: Callable[[np.ndarray], Any] | None = None,
     ) -> None:
         if max_batch < 1 or max_wait < 0 or max_queued < 1:
             raise FacesteerError(f"max_batch and max_queued must be >= 1 and max_wait >= 0, got {max_batch}, "
                                  f"{max_queued} and {max_wait}")  # fmt: skip
         self.generator, self.space, self.max_batch, self.max_wait = generator, space, max_batch, max_wait
+        self.finish = finish
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue(maxsize=max_queued)
         self.batches, self.rendered = 0, 0
         self._compiled: CompiledSynthesis | None = None
         self._worker = threading.Thread(target=self._run, name="facesteer-render", daemon=True)
         self._worker.start()
 
-    def render(self, code: np.ndarray, timeout: float = 30.0) -> np.ndarray:
-        """The image (R, R, 3) uint8 of one code (shape ``space_shape(space)``), synthesized in some batch.
+    def render(self, code: np.ndarray, timeout: float = 30.0) -> Any:
+        """The image (R, R, 3) uint8 of one code (shape ``space_shape(space)``), synthesized in some batch (passed
+        through ``finish`` when the queue has one).
 
         Raises:
             ServiceBusyError: the queue is full, or the face did not come within ``timeout`` seconds.
@@ -137,7 +150,7 @@ class RenderQueue:
                 images = self._synthesize(np.stack([code for code, _ in batch]))
                 self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
                 for (_, future), image in zip(batch, images, strict=True):
-                    future.set_result(image)
+                    future.set_result(image if self.finish is None else self.finish(image))
             except Exception as error:  # every waiting request hears of it (each its own exception); the loop lives
                 for _, future in batch:
                     if not future.done():

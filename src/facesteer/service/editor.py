@@ -181,7 +181,7 @@ class EditorService:
         self.encoder, self.models = encoder, models
         self.edit_space, self.render_space = edit_space(generator), render_space(generator)
         self.sessions = store if store is not None else SessionStore()  # (an empty store is falsy)
-        self.queue = RenderQueue(generator, self.render_space, max_batch, max_wait)
+        self.queue = RenderQueue(generator, self.render_space, max_batch, max_wait, finish=encode_png)
         self.compile_synthesis, self.compile_problem = compile_synthesis, None
         if recipe is None:  # from the encoder's code: the balanced recipe; without one: 60 VGG-free steps
             optimised_only = FAST_RECIPE.with_changes(space=self.edit_space, steps=60)
@@ -395,7 +395,7 @@ class EditorService:
                     len(session.history), tuple(self.controls))  # fmt: skip
 
     def _render(self, code: np.ndarray) -> bytes:
-        return encode_png(self.queue.render(code))
+        return self.queue.render(code)  # PNG bytes: the queue encodes them
 
     def _random_code(self, seed: int) -> np.ndarray:
         z = self.generator.sample_z(1, seed)
