@@ -12,7 +12,7 @@ with stylegan2-anime64. The first NUM pictures (sorted) in which a face is found
   (``BALANCED_RECIPE``, the editor's);
 - ``pti``: pivotal tuning: the encoder's code as the pivot, then the generator's synthesis weights tuned to each
   picture (``DEFAULT_TUNING``: 20 Adam steps at lr 0.01 on MSE + LPIPS to relu3_3; ``--tuning-steps``,
-  ``--tuning-lr`` and ``--tuning-taps`` change it); its edits use each picture's copy.
+  ``--tuning-lr``, ``--tuning-taps`` and ``--tuning-locality`` change it); its edits use each picture's copy.
 
 Per method: PSNR, SSIM, LPIPS, identity distance to the aligned photo (real faces; dlib, threshold from the
 shipped calibration), seconds per picture (the whole batch inverted at once, divided; and, but for the baseline,
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 from facesteer.alignment import Aligner, load_framing
 from facesteer.attributes import load_scorer
@@ -102,6 +103,22 @@ def trace_baseline(generator, pictures: np.ndarray, recipe) -> tuple[object, lis
     return result, trace
 
 
+def change_intervals(inverted: np.ndarray, random: np.ndarray, level: float = 0.95) -> dict:
+    """Bootstrap intervals (seeded, percentile) of the mean attribute change of the edited inversions, of the edited
+    random codes, and of their difference: the scorers are noisy (the teachers' age is a whole number of years), so
+    whether inversions move "as random samples do" is read from the difference's interval, not the two means."""
+    inverted, random = inverted[np.isfinite(inverted)], random[np.isfinite(random)]
+
+    def interval(samples: tuple[np.ndarray, ...], statistic) -> list[float]:
+        result = stats.bootstrap(samples, statistic, confidence_level=level, n_resamples=4000, method="percentile",
+                                 rng=np.random.default_rng(0))  # fmt: skip
+        return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
+
+    return {"change_inverted_ci95": interval((inverted,), np.mean),
+            "change_random_ci95": interval((random,), np.mean),
+            "change_difference_ci95": interval((inverted, random), lambda a, b: np.mean(a) - np.mean(b))}  # fmt: skip
+
+
 def edit_measures(generator, result, pictures, boundary, scorer, quality, is_real: bool, random_codes) -> dict:
     """Realism, attribute change and identity kept after edits of the inverted codes, next to random codes."""
     out = {}
@@ -119,9 +136,10 @@ def edit_measures(generator, result, pictures, boundary, scorer, quality, is_rea
         row = {"realism_inverted": float(realism(quality, edited).mean()),
                "realism_random": float(realism(quality, random_edited).mean())}  # fmt: skip
         if column is not None:
-            row["change_inverted"] = float(np.nanmean(scorer.score(edited)[:, column] - base_scores[:, column]))
-            row["change_random"] = float(np.nanmean(scorer.score(random_edited)[:, column]
-                                                    - scorer.score(random_base)[:, column]))  # fmt: skip
+            inverted = scorer.score(edited)[:, column] - base_scores[:, column]
+            random = scorer.score(random_edited)[:, column] - scorer.score(random_base)[:, column]
+            row["change_inverted"], row["change_random"] = float(np.nanmean(inverted)), float(np.nanmean(random))
+            row.update(change_intervals(inverted, random))
         if is_real:  # the edit keeps the person of the photo; of the reconstruction (what the edit itself changes)
             distance = identity_distance(pictures, edited)
             row["identity_kept"] = float(np.mean(distance < calibrated_threshold(64)))
@@ -141,12 +159,18 @@ def main() -> None:
     parser.add_argument("--domain", choices=sorted(DOMAINS), required=True)
     parser.add_argument("--boundary", type=Path, required=True, help="a W boundary of the domain's generator")
     parser.add_argument("--num", type=int, default=8)
-    parser.add_argument("--random", type=int, default=64, help="random codes edited for comparison")
+    parser.add_argument("--random", type=int, default=256, help="random codes edited for comparison")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", type=Path, default=Path("runs/bench-inversion"))
     parser.add_argument("--tuning-steps", type=int, default=None, help="pti's tuning steps (default: DEFAULT_TUNING's)")
     parser.add_argument("--tuning-lr", type=float, default=None, help="pti's tuning rate (default: DEFAULT_TUNING's)")
     parser.add_argument("--tuning-taps", type=int, default=None, help="pti's LPIPS taps (default: DEFAULT_TUNING's)")
+    parser.add_argument(
+        "--tuning-locality",
+        type=float,
+        default=None,
+        help="pti's locality regulariser weight (default: DEFAULT_TUNING's)",
+    )
     args = parser.parse_args()
     name, folder, scorer_name = DOMAINS[args.domain]
     generator = load_generator(name)
@@ -166,7 +190,9 @@ def main() -> None:
             if method_name == "nfe":
                 result, trace = trace_baseline(generator, pictures, recipe)
             else:
-                tuning = resolve_tuning(generator, method, args.tuning_steps, args.tuning_lr, args.tuning_taps)
+                tuning = resolve_tuning(
+                    generator, method, args.tuning_steps, args.tuning_lr, args.tuning_taps, args.tuning_locality
+                )
                 result, trace = invert(pictures, generator, method, recipe, encoder, progress=True, tuning=tuning), []
                 # what one user waits for one picture (the editor and the bot invert one at a time)
                 alone = [invert(pictures[i : i + 1], generator, method, recipe, encoder, tuning=tuning).seconds

@@ -285,6 +285,31 @@ def test_tuning_loss_is_mse_plus_lpips_over_the_recipes_taps(style):
         TuningRecipe(perceptual_taps=6)
 
 
+def test_locality_regulariser_keeps_the_tuned_copy_near_the_original_around_the_pivot(style):
+    from facesteer.inversion.tuning import TuningRecipe, tune_generator
+
+    picture = uint8_to_unit(style.synthesize(style.sample_z(1, seed=21)))
+    pivot = mean_code(style, "w", 1)
+    plain = TuningRecipe(steps=15, learning_rate=5e-3, perceptual=0.0)
+    local = TuningRecipe(steps=15, learning_rate=5e-3, perceptual=0.0, locality=1.0, locality_seed=3)
+    # at step 1 the copy is the original, so the neighbour's term (its target: the original's image of it) is 0
+    with torch.no_grad():
+        expected = float((style.synthesize_tensor(pivot, "w") - picture).square().mean())
+    tuned_plain, _ = tune_generator(style, picture, pivot, "w", plain)
+    tuned_local, losses = tune_generator(style, picture, pivot, "w", local)
+    assert losses[0] == pytest.approx(expected, rel=1e-5)
+    assert not any(p.requires_grad for p in tuned_local.tunable_parameters())
+    # away from the pivot (codes halfway to fresh random ones) the regularised copy stays nearer the original
+    fresh = pivot.numpy() + 0.5 * (style.map(style.sample_z(8, seed=99), "w") - pivot.numpy())
+    drift = lambda g: np.abs(g.synthesize(fresh, "w").astype(float) - style.synthesize(fresh, "w")).mean()  # noqa: E731
+    assert drift(tuned_local) < 0.8 * drift(tuned_plain)
+    target = style.synthesize(style.sample_z(1, seed=21)).astype(float)
+    error = lambda g: np.abs(g.synthesize(pivot.numpy(), "w").astype(float) - target).mean()  # noqa: E731
+    assert error(tuned_local) < error(style)  # and the pivot still moves toward the picture
+    with pytest.raises(FacesteerError, match="locality weight"):
+        TuningRecipe(locality=-0.1)
+
+
 def test_pti_inverts_and_edits_each_picture_with_its_own_tuned_generator(tmp_path, style):
     from facesteer.inversion.tuning import TuningRecipe
     from facesteer.photo_editing import edit_codes, save_inversion

@@ -112,9 +112,10 @@ def resolve_tuning(
     steps: int | None = None,
     learning_rate: float | None = None,
     perceptual_taps: int | None = None,
+    locality: float | None = None,
 ) -> TuningRecipe | None:
-    """``pti``'s tuning recipe with the steps, rate and LPIPS taps asked for (for ``pti`` steps and rate are the
-    tuning's: its pivot is the encoder's code, not optimised); None for the other methods.
+    """``pti``'s tuning recipe with the steps, rate, LPIPS taps and locality weight asked for (for ``pti`` steps and
+    rate are the tuning's: its pivot is the encoder's code, not optimised); None for the other methods.
 
     Raises:
         FacesteerError: a generator that cannot be tuned, or steps or rate out of range (before any work).
@@ -122,7 +123,7 @@ def resolve_tuning(
     if method != "pti":
         return None
     generator.tunable_parameters()  # refuses a generator pivotal tuning does not support
-    changes = {"steps": steps, "learning_rate": learning_rate, "perceptual_taps": perceptual_taps}
+    changes = {"steps": steps, "learning_rate": learning_rate, "perceptual_taps": perceptual_taps, "locality": locality}
     return replace(DEFAULT_TUNING, **{k: v for k, v in changes.items() if v is not None})
 
 

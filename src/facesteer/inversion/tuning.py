@@ -40,6 +40,10 @@ class TuningRecipe:
         perceptual_taps: how many of LPIPS's five VGG taps (relu1_2 ... relu5_3) the loss sums. 3 stops at
             relu3_3: on 64-px pictures the deeper two see 8x8 and 4x4 maps yet cost about two thirds of the VGG's
             forward and backward pass (bench/RESULTS.md).
+        locality: weight of PTI's locality regulariser (0 = none): at every step the tuned copy's image of a code
+            halfway between the pivot and a random code is pulled toward the original generator's image of it
+            (the same MSE + LPIPS), so that the tuning stays near the pivot and edits keep moving the attribute.
+        locality_seed: seed of the random codes (one per step).
 
     The defaults are :data:`DEFAULT_TUNING`'s.
     """
@@ -48,6 +52,8 @@ class TuningRecipe:
     learning_rate: float = 1e-2
     perceptual: float = 1.0
     perceptual_taps: int = 3
+    locality: float = 0.0
+    locality_seed: int = 0
 
     def __post_init__(self) -> None:
         taps_ok = 1 <= self.perceptual_taps <= len(TAPS)
@@ -55,6 +61,9 @@ class TuningRecipe:
             raise FacesteerError(f"tuning needs steps >= 1, a positive learning rate, a perceptual weight >= 0 and "
                                  f"1 to {len(TAPS)} LPIPS taps, got {self.steps}, {self.learning_rate}, "
                                  f"{self.perceptual} and {self.perceptual_taps}")  # fmt: skip
+        if self.locality < 0 or self.locality_seed < 0:
+            raise FacesteerError(f"the locality weight and its seed must be >= 0, got {self.locality} and "
+                                 f"{self.locality_seed}")  # fmt: skip
 
 
 #: chosen on 24 CelebA photos with stylegan2-utkface64 (bench/inversion.py, method ``pti``; bench/RESULTS.md, "Pivotal
@@ -108,12 +117,17 @@ def tune_generator(
     with torch.no_grad():
         use_lpips = recipe.perceptual > 0 and perceptual is not None
         target_features = perceptual.tapped(target, recipe.perceptual_taps) if use_lpips else None
+        neighbours = locality_targets(generator, pivot, space, recipe, perceptual if use_lpips else None)
     losses = []
     for step in range(recipe.steps):
-        image = tuned.synthesize_tensor(pivot, space)
-        loss = (image - target).square().mean()
-        if target_features is not None and perceptual is not None:
-            loss = loss + recipe.perceptual * perceptual.distance_to(image, target_features).sum()
+        codes, targets, features, loss_weights = pivot, target, target_features, None
+        if neighbours is not None:  # the pivot and this step's neighbour go through the copy as one batch of 2
+            codes, targets, features, loss_weights = neighbours.with_pivot(step, pivot, target, target_features, recipe)
+        images = tuned.synthesize_tensor(codes, space)
+        per_image = (images - targets).square().mean(dim=(1, 2, 3))
+        if features is not None and perceptual is not None:
+            per_image = per_image + recipe.perceptual * perceptual.distance_to(images, features)
+        loss = per_image.sum() if loss_weights is None else (per_image * loss_weights).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -124,3 +138,48 @@ def tune_generator(
         weight.requires_grad_(False)
         weight.grad = None
     return tuned, losses
+
+
+@dataclass(frozen=True)
+class LocalityTargets:
+    """PTI's locality regulariser, precomputed: one code per step near the pivot, and what the original generator
+    draws there (images and their LPIPS features), for the tuned copy to keep drawing."""
+
+    codes: torch.Tensor  # (steps, *space_shape)
+    images: torch.Tensor  # (steps, 3, R, R)
+    features: list[torch.Tensor] | None  # per tap (steps, C, H, W), or None without LPIPS
+
+    def with_pivot(
+        self,
+        step: int,
+        pivot: torch.Tensor,
+        target: torch.Tensor,
+        target_features: list[torch.Tensor] | None,
+        recipe: TuningRecipe,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None, torch.Tensor]:
+        """Codes, targets, target features and loss weights (1, locality) of step ``step``'s batch of two."""
+        at = slice(step, step + 1)
+        features = None
+        if target_features is not None and self.features is not None:
+            features = [torch.cat([t, n[at]]) for t, n in zip(target_features, self.features, strict=True)]
+        weights = torch.tensor([1.0, recipe.locality])
+        return torch.cat([pivot, self.codes[at]]), torch.cat([target, self.images[at]]), features, weights
+
+
+#: where each locality code lies between the pivot (0) and its random code (1)
+LOCALITY_MIX = 0.5
+
+
+def locality_targets(
+    generator: Generator, pivot: torch.Tensor, space: str, recipe: TuningRecipe, perceptual: LPIPS | None
+) -> LocalityTargets | None:
+    """The locality regulariser's codes and the original ``generator``'s images of them (None when
+    ``recipe.locality`` is 0): code i is halfway (:data:`LOCALITY_MIX`) from ``pivot`` to a random code of
+    ``space`` (z row i of ``recipe.locality_seed``, mapped)."""
+    if recipe.locality == 0:
+        return None
+    random_codes = torch.from_numpy(generator.map(generator.sample_z(recipe.steps, recipe.locality_seed), space))
+    codes = pivot + LOCALITY_MIX * (random_codes - pivot)
+    images = generator.synthesize_tensor(codes, space)
+    features = perceptual.tapped(images, recipe.perceptual_taps) if perceptual is not None else None
+    return LocalityTargets(codes, images, features)
