@@ -110,13 +110,19 @@ def change_intervals(inverted: np.ndarray, random: np.ndarray, level: float = 0.
     inverted, random = inverted[np.isfinite(inverted)], random[np.isfinite(random)]
 
     def interval(samples: tuple[np.ndarray, ...], statistic) -> list[float]:
+        if min(len(sample) for sample in samples) < 2:  # too few faces scored to resample
+            return [float("nan"), float("nan")]
         result = stats.bootstrap(samples, statistic, confidence_level=level, n_resamples=4000, method="percentile",
                                  rng=np.random.default_rng(0))  # fmt: skip
         return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
-    return {"change_inverted_ci95": interval((inverted,), np.mean),
-            "change_random_ci95": interval((random,), np.mean),
-            "change_difference_ci95": interval((inverted, random), lambda a, b: np.mean(a) - np.mean(b))}  # fmt: skip
+    def difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        return a.mean(axis) - b.mean(axis)
+
+    name = f"ci{round(level * 100)}"
+    return {f"change_inverted_{name}": interval((inverted,), np.mean),
+            f"change_random_{name}": interval((random,), np.mean),
+            f"change_difference_{name}": interval((inverted, random), difference)}  # fmt: skip
 
 
 def edit_measures(generator, result, pictures, boundary, scorer, quality, is_real: bool, random_codes) -> dict:

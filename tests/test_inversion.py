@@ -287,6 +287,7 @@ def test_tuning_loss_is_mse_plus_lpips_over_the_recipes_taps(style):
 
 def test_locality_regulariser_keeps_the_tuned_copy_near_the_original_around_the_pivot(style):
     from facesteer.inversion.tuning import TuningRecipe, tune_generator
+    from facesteer.perceptual import load_lpips
 
     picture = uint8_to_unit(style.synthesize(style.sample_z(1, seed=21)))
     pivot = mean_code(style, "w", 1)
@@ -306,6 +307,12 @@ def test_locality_regulariser_keeps_the_tuned_copy_near_the_original_around_the_
     target = style.synthesize(style.sample_z(1, seed=21)).astype(float)
     error = lambda g: np.abs(g.synthesize(pivot.numpy(), "w").astype(float) - target).mean()  # noqa: E731
     assert error(tuned_local) < error(style)  # and the pivot still moves toward the picture
+    # with LPIPS and a W+ pivot the neighbour's term (features and all) enters from the second step on
+    lpips, wide = load_lpips(), pivot[:, None, :].expand(-1, style.space_shape("wp")[0], -1).clone()
+    losses = {weight: tune_generator(style, picture, wide, "wp", TuningRecipe(steps=2, locality=weight), lpips)[1]
+              for weight in (0.0, 1.0)}  # fmt: skip
+    assert losses[1.0][0] == pytest.approx(losses[0.0][0], rel=1e-6)  # the copy is still the original
+    assert losses[1.0][1] > losses[0.0][1] + 0.01  # one step on, the neighbour has moved: its term counts
     with pytest.raises(FacesteerError, match="locality weight"):
         TuningRecipe(locality=-0.1)
 

@@ -198,6 +198,31 @@ def test_render_queue_finishes_each_image_on_its_worker_thread(generator):
         assert finished_on == ["facesteer-render"]
     finally:
         queue.close()
+    # a finish that fails on one face fails that request alone; its batch's companions and the worker carry on
+    codes = generator.sample_z(3, 5)
+    bad = generator.synthesize(codes[1:2])[0]
+    refuse = lambda image: b"bad" if not np.array_equal(image, bad) else 1 / 0  # noqa: E731
+    queue = RenderQueue(generator, "z", max_batch=3, max_wait=1.0, finish=refuse)  # one batch for the three
+    try:
+        outcomes: dict[int, object] = {}
+
+        def render(i: int) -> None:
+            try:
+                outcomes[i] = queue.render(codes[i])
+            except RuntimeError as error:
+                outcomes[i] = str(error)
+
+        threads = [threading.Thread(target=render, args=(i,)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert queue.batches == 1
+        assert outcomes[0] == outcomes[2] == b"bad"
+        assert outcomes[1] == "finishing the image failed: ZeroDivisionError: division by zero"
+        assert queue.render(codes[0]) == b"bad"  # the worker lives
+    finally:
+        queue.close()
     service = EditorService(generator, [Control("a", "attribute", np.eye(generator.z_dim)[0])], max_batch=4)
     try:  # the service's queue hands back PNG bytes, which it shows as they are
         view = service.new_session(seed=3)

@@ -43,9 +43,10 @@ class TuningRecipe:
         perceptual_taps: how many of LPIPS's five VGG taps (relu1_2 ... relu5_3) the loss sums. 3 stops at
             relu3_3: on 64-px pictures the deeper two see 8x8 and 4x4 maps yet cost about two thirds of the VGG's
             forward and backward pass (bench/RESULTS.md).
-        locality: weight of PTI's locality regulariser (0 = none): at every step the tuned copy's image of a code
-            halfway between the pivot and a random code is pulled toward the original generator's image of it
-            (the same MSE + LPIPS), so that the tuning stays near the pivot and edits keep moving the attribute.
+        locality: weight of a variant of PTI's locality regulariser (0 = none): at every step the tuned copy's
+            image of a code halfway (:data:`LOCALITY_MIX`) between the pivot and a random code is pulled toward
+            the original generator's image of it (the same MSE + LPIPS), meant to keep the tuning local to the
+            pivot (measured: it does not make edits move the attribute as on random samples; bench/RESULTS.md).
         locality_seed: seed of the random codes (one per step).
 
     The defaults are :data:`DEFAULT_TUNING`'s.
@@ -97,7 +98,8 @@ def tune_generator(
         after_step: called with (steps done, that step's loss).
 
     Returns:
-        The tuned copy (its weights frozen again) and the loss at each step.
+        The tuned copy (its weights frozen again) and the loss at each step (with the regulariser's weighted term
+        when ``recipe.locality`` > 0).
 
     Raises:
         FacesteerError: shapes that do not match, a generator without tunable weights, no LPIPS when needed.
@@ -165,12 +167,15 @@ class LocalityTargets:
         features = None
         if target_features is not None and self.features is not None:
             features = [torch.cat([t, n[at]]) for t, n in zip(target_features, self.features, strict=True)]
-        weights = torch.tensor([1.0, recipe.locality])
+        weights = torch.tensor([1.0, recipe.locality], device=pivot.device)
         return torch.cat([pivot, self.codes[at]]), torch.cat([target, self.images[at]]), features, weights
 
 
-#: where each locality code lies between the pivot (0) and its random code (1)
+#: where each locality code lies between the pivot (0) and its random code (1); Roich et al. step a fixed distance
+#: (30) toward it instead, in W of 512 dimensions
 LOCALITY_MIX = 0.5
+#: neighbours drawn (and passed through LPIPS's VGG) at once while the targets are precomputed
+LOCALITY_CHUNK = 32
 
 
 def locality_targets(
@@ -178,11 +183,16 @@ def locality_targets(
 ) -> LocalityTargets | None:
     """The locality regulariser's codes and the original ``generator``'s images of them (None when
     ``recipe.locality`` is 0): code i is halfway (:data:`LOCALITY_MIX`) from ``pivot`` to a random code of
-    ``space`` (z row i of ``recipe.locality_seed``, mapped)."""
+    ``space`` (z row i of ``recipe.locality_seed``, mapped). Held for the whole tuning: about 2 MB per step at
+    64 px with LPIPS to relu3_3."""
     if recipe.locality == 0:
         return None
-    random_codes = torch.from_numpy(generator.map(generator.sample_z(recipe.steps, recipe.locality_seed), space))
-    codes = pivot + LOCALITY_MIX * (random_codes - pivot)
-    images = generator.synthesize_tensor(codes, space)
-    features = perceptual.tapped(images, recipe.perceptual_taps) if perceptual is not None else None
-    return LocalityTargets(codes, images, features)
+    random_codes = generator.map(generator.sample_z(recipe.steps, recipe.locality_seed), space)
+    codes = pivot + LOCALITY_MIX * (torch.from_numpy(random_codes).to(pivot.device) - pivot)
+    images, features = [], []
+    for chunk in torch.split(codes, LOCALITY_CHUNK):
+        images.append(generator.synthesize_tensor(chunk, space))
+        if perceptual is not None:
+            features.append(perceptual.tapped(images[-1], recipe.perceptual_taps))
+    tapped = [torch.cat(per_tap) for per_tap in zip(*features, strict=True)] if features else None
+    return LocalityTargets(codes, torch.cat(images), tapped)

@@ -90,6 +90,7 @@ class RenderQueue:
 
         Raises:
             ServiceBusyError: the queue is full, or the face did not come within ``timeout`` seconds.
+            RuntimeError: its batch failed to render, or ``finish`` failed on its image.
         """
         self.generator.check_codes(code[None], self.space)
         if not self._worker.is_alive():
@@ -148,13 +149,23 @@ class RenderQueue:
                 continue
             try:
                 images = self._synthesize(np.stack([code for code, _ in batch]))
-                self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
-                for (_, future), image in zip(batch, images, strict=True):
-                    future.set_result(image if self.finish is None else self.finish(image))
             except Exception as error:  # every waiting request hears of it (each its own exception); the loop lives
                 for _, future in batch:
-                    if not future.done():
-                        future.set_exception(RuntimeError(f"rendering failed: {type(error).__name__}: {error}"))
+                    future.set_exception(RuntimeError(f"rendering failed: {type(error).__name__}: {error}"))
+                continue
+            self.batches, self.rendered = self.batches + 1, self.rendered + len(batch)
+            for (_, future), image in zip(batch, images, strict=True):
+                self._hand_back(future, image)
+
+    def _hand_back(self, future: Future, image: np.ndarray) -> None:
+        """Resolve one request with its image (through ``finish``): a ``finish`` that fails fails that request only."""
+        if self.finish is None:
+            future.set_result(image)
+            return
+        try:
+            future.set_result(self.finish(image))
+        except Exception as error:
+            future.set_exception(RuntimeError(f"finishing the image failed: {type(error).__name__}: {error}"))
 
     def _synthesize(self, codes: np.ndarray) -> np.ndarray:
         """Images for ``codes``, synthesized in one of a few batch shapes: compiled when a compiled synthesis is

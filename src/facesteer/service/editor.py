@@ -24,7 +24,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -395,7 +395,7 @@ class EditorService:
                     len(session.history), tuple(self.controls))  # fmt: skip
 
     def _render(self, code: np.ndarray) -> bytes:
-        return self.queue.render(code)  # PNG bytes: the queue encodes them
+        return cast(bytes, self.queue.render(code))  # PNG bytes: the queue's finish encodes them
 
     def _random_code(self, seed: int) -> np.ndarray:
         z = self.generator.sample_z(1, seed)
