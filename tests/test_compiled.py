@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sysconfig
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from facesteer.generators.dcgan import DCGANFaceGenerator
 from facesteer.generators.stylegan2 import StyleGAN2Generator
 from facesteer.service import EditorService, load_controls
 from facesteer.service.batching import RenderQueue, compiled_shapes
+from tests.test_service import render_together
 from tests.test_stylegan2 import tiny_network
 
 # what TorchInductor needs to build its kernels: a C++ compiler and Python's headers
@@ -69,21 +69,6 @@ def test_compiled_synthesis_refuses_bad_shapes_and_spaces():
     with pytest.raises(FacesteerError, match="no latent space"):
         CompiledSynthesis(generator, "s", (1,))
     assert compiled_shapes(32) == (1, 8, 32) and compiled_shapes(4) == (1, 4) and compiled_shapes(1) == (1,)
-
-
-def render_together(queue: RenderQueue, codes: np.ndarray) -> list[np.ndarray]:
-    """Render every code from its own thread at once (the queue batches them)."""
-    results: dict[int, np.ndarray] = {}
-
-    def render(i: int) -> None:
-        results[i] = queue.render(codes[i])
-
-    threads = [threading.Thread(target=render, args=(i,)) for i in range(len(codes))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return [results[i] for i in range(len(codes))]
 
 
 def test_render_queue_pads_batches_to_the_compiled_shapes(generator, eager_compile):

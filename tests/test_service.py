@@ -159,20 +159,30 @@ def test_store_bounds_sessions_history_and_bytes():
         assert store._total == sum(s.nbytes() for s in store._sessions.values())
 
 
+def render_together(queue: RenderQueue, codes: np.ndarray) -> list[object]:
+    """Render every code from its own thread at once (the queue batches them): each one's result, or the
+    RuntimeError its render raised."""
+    results: dict[int, object] = {}
+
+    def render(i: int) -> None:
+        try:
+            results[i] = queue.render(codes[i])
+        except RuntimeError as error:
+            results[i] = error
+
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(len(codes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [results[i] for i in range(len(codes))]
+
+
 def test_render_queue_batches_concurrent_requests(generator):
     codes = generator.sample_z(12, 4)
     queue = RenderQueue(generator, "z", max_batch=12, max_wait=0.5)
     try:
-        results: dict[int, np.ndarray] = {}
-
-        def render(i: int) -> None:
-            results[i] = queue.render(codes[i])
-
-        threads = [threading.Thread(target=render, args=(i,)) for i in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = render_together(queue, codes)
         assert queue.rendered == 12 and queue.batches < 12
         alone = generator.synthesize(codes)
         for i in range(12):  # a batch's companions do not change a face beyond rounding
@@ -204,22 +214,10 @@ def test_render_queue_finishes_each_image_on_its_worker_thread(generator):
     refuse = lambda image: b"bad" if not np.array_equal(image, bad) else 1 / 0  # noqa: E731
     queue = RenderQueue(generator, "z", max_batch=3, max_wait=1.0, finish=refuse)  # one batch for the three
     try:
-        outcomes: dict[int, object] = {}
-
-        def render(i: int) -> None:
-            try:
-                outcomes[i] = queue.render(codes[i])
-            except RuntimeError as error:
-                outcomes[i] = str(error)
-
-        threads = [threading.Thread(target=render, args=(i,)) for i in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = render_together(queue, codes)
         assert queue.batches == 1
         assert outcomes[0] == outcomes[2] == b"bad"
-        assert outcomes[1] == "finishing the image failed: ZeroDivisionError: division by zero"
+        assert str(outcomes[1]) == "finishing the image failed: ZeroDivisionError: division by zero"
         assert queue.render(codes[0]) == b"bad"  # the worker lives
     finally:
         queue.close()

@@ -12,11 +12,11 @@ squared error + LPIPS-VGG of the pivot's image against the picture (PTI's loss).
 three taps only (to relu3_3, :attr:`TuningRecipe.perceptual_taps`): on 24 CelebA photos, in consecutive runs at
 25 steps, that tuned 1.4x faster than the full LPIPS and kept the person for 21 photos rather than 19.
 
-PTI's locality regulariser is :attr:`TuningRecipe.locality`, off by default: on 72 CelebA photos it left the age
-edit's effect where it was (1.74 vs 1.75 years at alpha 2) in twice the time, and on 72 anime pictures it raised
-hair blonde's change only from 0.145 to 0.153 (weight 0.1) or 0.171 (weight 1, LPIPS 0.306 -> 0.378), against
-0.198 on random samples (bench/RESULTS.md). Deterministic: nothing random in the steps (the noise inputs are the
-generator's fixed ones; the regulariser's codes come from its seed).
+A variant of PTI's locality regulariser is :attr:`TuningRecipe.locality`, off by default: on 72 CelebA photos
+it left the age edit's effect where it was (1.74 vs 1.75 years at alpha 2) in twice the time, and on 72 anime
+pictures it raised hair blonde's change only from 0.145 to 0.153 (weight 0.1) or 0.171 (weight 1, LPIPS 0.306 ->
+0.378), against 0.198 on random samples (bench/RESULTS.md). Deterministic: nothing random in the steps (the noise
+inputs are the generator's fixed ones; the regulariser's codes come from its seed).
 """
 
 from __future__ import annotations
@@ -125,14 +125,14 @@ def tune_generator(
         neighbours = locality_targets(generator, pivot, space, recipe, perceptual if use_lpips else None)
     losses = []
     for step in range(recipe.steps):
-        codes, targets, features, loss_weights = pivot, target, target_features, None
+        codes, targets, features = pivot, target, target_features
         if neighbours is not None:  # the pivot and this step's neighbour go through the copy as one batch of 2
-            codes, targets, features, loss_weights = neighbours.with_pivot(step, pivot, target, target_features, recipe)
+            codes, targets, features = neighbours.with_pivot(step, pivot, target, target_features)
         images = tuned.synthesize_tensor(codes, space)
         per_image = (images - targets).square().mean(dim=(1, 2, 3))
         if features is not None and perceptual is not None:
             per_image = per_image + recipe.perceptual * perceptual.distance_to(images, features)
-        loss = per_image.sum() if loss_weights is None else (per_image * loss_weights).sum()
+        loss = per_image.sum() if neighbours is None else (per_image * neighbours.loss_weights).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -147,12 +147,13 @@ def tune_generator(
 
 @dataclass(frozen=True)
 class LocalityTargets:
-    """PTI's locality regulariser, precomputed: one code per step near the pivot, and what the original generator
+    """The locality regulariser, precomputed: one code per step near the pivot, and what the original generator
     draws there (images and their LPIPS features), for the tuned copy to keep drawing."""
 
     codes: torch.Tensor  # (steps, *space_shape)
     images: torch.Tensor  # (steps, 3, R, R)
     features: list[torch.Tensor] | None  # per tap (steps, C, H, W), or None without LPIPS
+    loss_weights: torch.Tensor  # (2,): 1 for the pivot, the recipe's locality for the neighbour
 
     def with_pivot(
         self,
@@ -160,15 +161,13 @@ class LocalityTargets:
         pivot: torch.Tensor,
         target: torch.Tensor,
         target_features: list[torch.Tensor] | None,
-        recipe: TuningRecipe,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None, torch.Tensor]:
-        """Codes, targets, target features and loss weights (1, locality) of step ``step``'s batch of two."""
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
+        """Codes, targets and target features of step ``step``'s batch of two (the pivot, then its neighbour)."""
         at = slice(step, step + 1)
         features = None
         if target_features is not None and self.features is not None:
             features = [torch.cat([t, n[at]]) for t, n in zip(target_features, self.features, strict=True)]
-        weights = torch.tensor([1.0, recipe.locality], device=pivot.device)
-        return torch.cat([pivot, self.codes[at]]), torch.cat([target, self.images[at]]), features, weights
+        return torch.cat([pivot, self.codes[at]]), torch.cat([target, self.images[at]]), features
 
 
 #: where each locality code lies between the pivot (0) and its random code (1); Roich et al. step a fixed distance
@@ -195,4 +194,5 @@ def locality_targets(
         if perceptual is not None:
             features.append(perceptual.tapped(images[-1], recipe.perceptual_taps))
     tapped = [torch.cat(per_tap) for per_tap in zip(*features, strict=True)] if features else None
-    return LocalityTargets(codes, torch.cat(images), tapped)
+    loss_weights = torch.tensor([1.0, recipe.locality], device=pivot.device)
+    return LocalityTargets(codes, torch.cat(images), tapped, loss_weights)
