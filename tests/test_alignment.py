@@ -47,6 +47,30 @@ def test_anime_matrix_puts_the_box_on_the_framing():
     matrix = anime_matrix((30.0, 40.0, 140.0, 140.0), framing, 64)
     corners = np.array([[30, 40, 1], [170, 180, 1]], np.float64) @ matrix.T
     np.testing.assert_allclose(corners, [[6.4, 12.8], [51.2, 57.6]])
+    # a box wider than tall: one scale, the mean of the two sides' (44.8 / 140 and 44.8 / 100), from its corner
+    matrix = anime_matrix((30.0, 40.0, 140.0, 100.0), framing, 64)
+    scale = (44.8 / 140 + 44.8 / 100) / 2
+    np.testing.assert_allclose(matrix, [[scale, 0, 6.4 - 30 * scale], [0, scale, 12.8 - 40 * scale]])
+
+
+def test_pictures_too_thin_to_hold_a_face_are_refused_before_detection():
+    """A 2 x 400 picture upscaled for the detector was 256 x 51,200 px: MediaPipe aborted the process."""
+    framing = Framing("anime-box", [[0.1, 0.2, 0.7, 0.7]], 0.0, "test", 1, 1)
+    with Aligner(framing, 64) as aligner:
+        for shape in ((2, 400, 3), (400, 40, 3), (12, 12, 3)):
+            with pytest.raises(FacesteerError, match="too small or too thin"):
+                aligner.align(np.zeros(shape, np.uint8), "thin.png")
+
+
+def test_16_bit_pictures_load_scaled_and_float_ones_are_refused(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")  # a 16-bit grey PNG: Pillow alone clips it to white
+    loaded = load_image(tmp_path / "deep.png")
+    assert loaded.shape == (64, 64, 3) and loaded.dtype == np.uint8
+    np.testing.assert_allclose(loaded[..., 0], np.round(ramp / 257), atol=1)
+    Image.fromarray(np.ones((32, 32), np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(FacesteerError, match="32-bit float pixels"):
+        load_image(tmp_path / "float.tiff")
 
 
 def test_framing_files_are_checked(tmp_path):
@@ -64,9 +88,15 @@ def test_framing_files_are_checked(tmp_path):
     assert framing_path("dcgan-digiface64").is_file()
     for points, kind, message in (([[float("nan"), 0.5]] * 5, "landmarks", "finite"),
                                   ([[0.5, 0.5]] * 5, "landmarks", "distinct"),
-                                  ([[0.1, 0.1, 0.0, 0.5]], "anime-box", "positive width")):  # fmt: skip
+                                  ([[0.1, 0.1, 0.0, 0.5]], "anime-box", "positive width"),
+                                  ([["0.3", "0.3"]] * 5, "landmarks", "lists of numbers"),
+                                  ([[0.1, 0.1, 0.5]], "anime-box", "points of shape")):  # fmt: skip
         with pytest.raises(FacesteerError, match=message):
             Framing(kind, points, 0.0, "x", 1, 1)
+    with pytest.raises(FacesteerError, match="spread must be a number"):
+        Framing("anime-box", [[0.1, 0.1, 0.5, 0.5]], "x", "x", 1, 1)  # type: ignore[arg-type]
+    with pytest.raises(FacesteerError, match="counts"):
+        Framing("anime-box", [[0.1, 0.1, 0.5, 0.5]], 0.0, "x", True, 1)
 
 
 def _key_points_as_fractions(image: np.ndarray) -> np.ndarray:
@@ -115,6 +145,31 @@ def test_no_face_is_a_clear_error(tmp_path, run):
     one_line_error(run("align", str(blank), "-g", "stylegan2-anime64", "--out", str(tmp_path / "out")),
                    "no anime face found")  # fmt: skip
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+@requires_models
+@requires_celeba
+def test_align_writes_nothing_unless_every_picture_has_a_face(tmp_path, run):
+    blank = tmp_path / "wall.png"
+    save_png(blank, np.full((128, 128, 3), 200, np.uint8))
+    photo = str(sorted(CELEBA.glob("*.jpg"))[0])
+    one_line_error(run("align", photo, str(blank), "-g", "stylegan2-utkface64", "--out", str(tmp_path / "out")),
+                   "no face found", "wall.png")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+@requires_models
+def test_an_output_never_replaces_an_input_picture(tmp_path, run):
+    picture = tmp_path / "me.png"
+    save_png(picture, np.full((128, 128, 3), 200, np.uint8))
+    before = picture.read_bytes()
+    one_line_error(run("align", str(picture), "-g", "stylegan2-utkface64", "--out", str(tmp_path)),
+                   "would replace that picture")  # fmt: skip
+    one_line_error(run("invert", str(picture), "-g", "stylegan2-utkface64", "--method", "encoder", "--out",
+                       str(tmp_path)), "would replace that picture")  # fmt: skip
+    one_line_error(run("edit-photo", str(picture), "-g", "stylegan2-utkface64", "-b", "absent.npy", "--out",
+                       str(picture)), "would replace that picture")  # fmt: skip
+    assert picture.read_bytes() == before
 
 
 @requires_models

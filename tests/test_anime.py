@@ -41,7 +41,11 @@ def test_hue_projection_is_chroma_times_cosine():
     # half chroma (255 -> 128 over a grey floor of 0 -> 127.5 / 255), hue 60 (yellow) seen from 0 (red): cos 60
     assert hue_projection(np.array([128, 128, 0]), 0.0) == pytest.approx(128 / 255 * 0.5)
     # each named colour is at its own maximum: the CSS colour's hue is the one written down
-    css = {"gold": (255, 215, 0), "royalblue": (65, 105, 225), "hotpink": (255, 105, 180), "crimson": (220, 20, 60)}
+    css = {"gold": (255, 215, 0), "orangered": (255, 69, 0), "hotpink": (255, 105, 180), "darkviolet": (148, 0, 211),
+           "royalblue": (65, 105, 225), "mediumaquamarine": (102, 205, 170), "crimson": (220, 20, 60),
+           "chocolate": (210, 105, 30)}  # fmt: skip
+    named = {c for c, _ in HAIR_HUES.values()} | {c for c, _ in EYE_HUES.values()}
+    assert set(css) == named  # every named colour checked; green ones take the green-largest branch
     for name, rgb in css.items():
         hue = {**{c: h for c, h in HAIR_HUES.values()}, **{c: h for c, h in EYE_HUES.values()}}[name]
         chroma = (max(rgb) - min(rgb)) / 255
@@ -110,8 +114,49 @@ def test_check_anime_aurocs_against_labels_made_by_eye(run):
     assert report["images"] == 120 and report["no_face"] <= 10
     aurocs = {check["score"]: check["auroc"] for check in report["checks"]}
     assert set(aurocs) == {*ANIME_ATTRIBUTES}
-    assert min(aurocs.values()) > 0.75, aurocs
+    assert all(value > 0.75 for value in aurocs.values()), aurocs  # (min() would pass a NaN)
     assert np.mean([v for k, v in aurocs.items() if k.startswith("hair_") and k != "hair_length"]) > 0.85
+
+
+class _TableScorer:
+    """Scores each picture by its top-left pixel's red value: a row of ``table``."""
+
+    name, attributes = "table", ANIME_ATTRIBUTES
+
+    def __init__(self, table: dict[int, list[float]]) -> None:
+        self.table = table
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        return np.array([self.table[int(image[0, 0, 0])] for image in images], np.float32)
+
+    def config(self) -> dict:
+        return {}
+
+
+def test_check_leaves_out_unlabelled_pictures_and_those_without_a_score(tmp_path):
+    from facesteer.evaluation.anime_labels import check_anime_scorer
+    from facesteer.images import save_png
+
+    labels = [("a", "blue", "long", "blue"), ("b", "black", "short", "blue"), ("c", "blue", "", "brown"),
+              ("d", "", "long", "")]  # fmt: skip
+    eye_blue, length = ANIME_ATTRIBUTES.index("eye_blue"), ANIME_ATTRIBUTES.index("hair_length")
+    table = {}
+    for i, (name, *_) in enumerate(labels):
+        save_png(tmp_path / f"{name}.png", np.full((8, 8, 3), i, np.uint8))
+        table[i] = [0.0] * len(ANIME_ATTRIBUTES)
+    table[0][eye_blue] = table[1][eye_blue] = float("nan")  # no face found: both blue-eyed pictures unscored
+    table[2][eye_blue], table[3][eye_blue] = 0.1, 0.9  # brown eyes scored low; d (unlabelled) would score high
+    table[0][length], table[1][length], table[2][length], table[3][length] = 0.2, 0.1, 0.9, 0.3
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,hair_colour,hair_length,eye_colour\n" + "".join(f"{n}.png,{h},{le},{e}\n"
+                                                                        for n, h, le, e in labels))  # fmt: skip
+    report = check_anime_scorer(_TableScorer(table), csv, tmp_path, progress=False)
+    checks = {check["score"]: check for check in report["checks"]}
+    assert (checks["eye_blue"]["positives"], checks["eye_blue"]["negatives"]) == (0, 1)  # a, b: NaN; d: unlabelled
+    # hair length: a (long, 0.2) and d (long, 0.3) against b (short, 0.1); c is unlabelled (0.9 would spoil it)
+    assert (checks["hair_length"]["positives"], checks["hair_length"]["negatives"]) == (2, 1)
+    assert checks["hair_length"]["auroc"] == 1.0
+    assert report["no_face"] == 2
 
 
 def test_labels_file_is_checked(tmp_path, run):
@@ -146,5 +191,5 @@ def test_held_out_labels_aurocs(run):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     aurocs = {check["score"]: check["auroc"] for check in report["checks"]}
-    assert report["images"] == 60 and min(aurocs.values()) > 0.7, aurocs
+    assert report["images"] == 60 and all(value > 0.7 for value in aurocs.values()), aurocs
     assert not {row["file"] for row in read_anime_labels(HELD_OUT)} & {row["file"] for row in read_anime_labels(LABELS)}

@@ -40,7 +40,37 @@ def test_blur_keeps_constants_and_spreads_a_point_as_a_gaussian():
     blurred = gaussian_blur(point, 1.0)[0, 0]
     assert blurred.sum() == pytest.approx(1.0, abs=1e-6)
     assert blurred[7, 8] / blurred[7, 7] == pytest.approx(np.exp(-0.5), rel=1e-5)
+    wide = gaussian_blur(point, 2.0)[0, 0]  # exp(-d^2 / (2 sigma^2)): one pixel off at sigma 2 is exp(-1/8)
+    assert wide[7, 8] / wide[7, 7] == pytest.approx(np.exp(-1 / 8), rel=1e-5)
+    assert wide[7, 9] / wide[7, 7] == pytest.approx(np.exp(-4 / 8), rel=1e-5)
     assert gaussian_blur(point, 0.0) is point
+
+
+def test_reconstruction_loss_sums_its_weighted_terms():
+    from facesteer.inversion.optimize import reconstruction_loss
+
+    rng = torch.Generator().manual_seed(0)
+    images, targets = (torch.rand(2, 3, 16, 16, generator=rng) * 2 - 1 for _ in range(2))
+    codes = torch.randn(2, 8, generator=rng)
+    squared = (images - targets).square().flatten(1)
+    # NFE's kind: summed squared error (of the blurred images) and a plain squared norm of the code
+    nfe = Recipe("t", "z", 1, 0.1, pixel=2.0, pixel_reduction="sum", perceptual=0.0, prior=0.5, prior_kind="norm")
+    expected = 2.0 * squared.sum(dim=1) + 0.5 * codes.square().sum(dim=1)
+    torch.testing.assert_close(reconstruction_loss(nfe, images, targets, codes, None, None), expected)
+    blurred = (gaussian_blur(images, 1.0) - gaussian_blur(targets, 1.0)).square().flatten(1).sum(dim=1)
+    torch.testing.assert_close(reconstruction_loss(nfe.with_changes(blur_sigma=1.0), images, targets, codes, None,
+                                                   None), 2.0 * blurred + 0.5 * codes.square().sum(dim=1))  # fmt: skip
+    # facesteer's kind: mean squared error, a perceptual distance, and the whitened prior (here: a Cholesky factor
+    # of 2 I, so the penalty is the mean of (code / 2)^2)
+    distance = lambda a, b: (a - b).abs().flatten(1).mean(dim=1)  # noqa: E731  (a stand-in for LPIPS)
+    prior = LatentPrior("w", torch.zeros(8), 2 * torch.eye(8))
+    ours = Recipe("t", "w", 1, 0.1, pixel=3.0, perceptual=0.25, prior=0.1)
+    expected = 3.0 * squared.mean(dim=1) + 0.25 * distance(images, targets) + 0.1 * (codes / 2).square().mean(dim=1)
+    torch.testing.assert_close(reconstruction_loss(ours, images, targets, codes, prior, distance), expected)
+    with pytest.raises(FacesteerError, match="needs a latent prior"):
+        reconstruction_loss(ours, images, targets, codes, None, distance)
+    with pytest.raises(FacesteerError, match="needs a perceptual distance"):
+        reconstruction_loss(ours, images, targets, codes, prior, None)
 
 
 def test_prior_whitens_the_generators_own_codes(style):
@@ -112,6 +142,38 @@ def test_encoder_files_round_trip_and_are_checked(tmp_path, style):
         load_encoder(style, tmp_path / "absent.safetensors")
 
 
+def test_hybrid_starts_from_the_encoders_code(style):
+    encoder = load_encoder(style)  # the shipped one: its codes are far from the mean code optimisation starts at
+    pictures = style.synthesize(style.sample_z(2, seed=4))
+    recipe = PIXELS_ONLY.with_changes(steps=1)
+    start = invert(pictures, style, "encoder", recipe, encoder).codes
+    hybrid = invert(pictures, style, "hybrid", recipe, encoder).codes
+    # Adam's first step moves every coordinate by at most its rate (here about exactly it)
+    moved = np.abs(hybrid - start)
+    assert 0.5 * recipe.learning_rate < moved.max() <= 1.01 * recipe.learning_rate
+    assert np.abs(start - mean_code(style, "w", 2).numpy()).max() > 10 * recipe.learning_rate
+
+
+def test_edit_codes_moves_each_code_by_each_alpha(style):
+    from facesteer.photo_editing import edit_codes
+
+    rng = np.random.default_rng(1)
+    normal = rng.normal(size=(1, style.w_dim))
+    normal /= np.linalg.norm(normal)
+    boundary = Boundary(normal.astype(np.float32), "age", "w", style.name)
+    w = style.map(style.sample_z(2, seed=2), "w")
+    edits = edit_codes(style, w, "w", boundary, [-2.0, 1.5])
+    assert edits.shape == (2, 2, 64, 64, 3)
+    for k, alpha in enumerate((-2.0, 1.5)):
+        expected = style.synthesize((w.astype(np.float64) + alpha * normal).astype(np.float32), "w")
+        assert np.abs(edits[:, k].astype(int) - expected).max() <= 1  # (float32 vs float64 rounding of the code)
+    assert not np.array_equal(edits[:, 0], edits[:, 1])
+    # z codes with a W boundary are edited as their w (NFE's recipe inverts in z)
+    z = style.sample_z(2, seed=2)
+    from_z = edit_codes(style, z, "z", boundary, [-2.0, 1.5])
+    np.testing.assert_array_equal(from_z, edits)
+
+
 def test_encoder_training_resumes_to_the_same_bytes(tmp_path):
     from facesteer.files import file_sha256
 
@@ -138,6 +200,16 @@ def test_encoder_training_resumes_to_the_same_bytes(tmp_path):
     with pytest.raises(FacesteerError, match="image folder"):
         train_encoder(dcgan, tmp_path / "typo", options, data=tmp_path / "no-such-folder")
     assert not (tmp_path / "typo").exists()  # nothing written before the data was read
+    # a finished run asked for fewer steps would ship its weights under a card naming the wrong count
+    with pytest.raises(FacesteerError, match="trained 4 steps already"):
+        train_encoder(dcgan, tmp_path / "straight", replace(options, steps=3), data=photos)
+    assert file_sha256(straight) == file_sha256(resumed)
+    assert "--lr 0.001" in encoder.card["command"]  # the card's command reproduces the run
+    with pytest.raises(FacesteerError, match="none would be"):  # photos only enter after the latent steps
+        train_encoder(dcgan, tmp_path / "latent-only", replace(options, latent_steps=4), data=photos)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(FacesteerError, match="is a file, not a folder"):
+        train_encoder(dcgan, tmp_path / "a-file", options, data=photos)
 
 
 @requires_models
@@ -171,6 +243,25 @@ def test_invert_and_edit_photo_commands(tmp_path, run, style):
 
 
 @requires_models
+@requires_celeba
+def test_edit_photos_edits_along_the_boundary_made_orthogonal_to_its_conditions(style):
+    from facesteer.alignment import load_framing
+    from facesteer.photo_editing import edit_codes, edit_photos
+
+    rng = np.random.default_rng(3)
+    unit = lambda v: (v / np.linalg.norm(v)).astype(np.float32)  # noqa: E731
+    age = Boundary(unit(rng.normal(size=(1, style.w_dim))), "age", "w", style.name)
+    gender = Boundary(unit(age.normal + unit(rng.normal(size=(1, style.w_dim)))), "gender", "w", style.name)  # cos 0.7
+    photo = sorted(CELEBA.glob("*.jpg"))[0]
+    result = edit_photos([photo], style, load_framing(style.name), age, [-2.0, 2.0], [gender], method="encoder")
+    assert abs((result.boundary.normal @ gender.normal.T).item()) < 1e-5  # the gender part projected out
+    assert 0.5 < (result.boundary.normal @ age.normal.T).item() < 0.9
+    expected = edit_codes(style, result.inversion.codes, "w", result.boundary, [-2.0, 2.0])
+    np.testing.assert_array_equal(result.edits, expected)
+    assert not np.array_equal(result.edits, edit_codes(style, result.inversion.codes, "w", age, [-2.0, 2.0]))
+
+
+@requires_models
 def test_invert_refuses_a_picture_without_a_face(tmp_path, run):
     wall = tmp_path / "wall.png"
     save_png(wall, np.full((96, 96, 3), 180, np.uint8))
@@ -200,6 +291,8 @@ def test_lpips_to_precomputed_targets_equals_lpips(style):
 
 
 def test_psnr_and_ssim_closed_forms():
+    from scipy.ndimage import gaussian_filter
+
     from facesteer.evaluation.inversion import psnr, ssim
 
     rng = np.random.default_rng(0)
@@ -210,6 +303,17 @@ def test_psnr_and_ssim_closed_forms():
     a, b, c1 = 100.0, 140.0, (0.01 * 255) ** 2
     flat_a, flat_b = np.full((1, 16, 16, 3), a, np.uint8), np.full((1, 16, 16, 3), b, np.uint8)
     assert ssim(flat_a, flat_b)[0] == pytest.approx((2 * a * b + c1) / (a**2 + b**2 + c1), rel=1e-12)
+    # structure: a negative image is anti-correlated, so SSIM is below 0 (luminance alone would keep it positive)
+    assert ssim(image, 255 - image)[0] < 0
+    # Wang et al.'s definition with scipy's Gaussian (sigma 1.5, 11 taps) over the windows inside the image
+    other = rng.integers(0, 255, (1, 32, 32, 3), dtype=np.uint8) // 2 + image[:1] // 2
+    x, y = image[0].astype(np.float64), other[0].astype(np.float64)
+    blur = lambda v: gaussian_filter(v, sigma=(1.5, 1.5, 0), truncate=5 / 1.5)[5:-5, 5:-5]  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c2 = (0.03 * 255) ** 2
+    reference = ((2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).mean()
+    assert ssim(image[:1], other)[0] == pytest.approx(reference, rel=1e-9)
 
 
 def test_recipes_and_encoders_are_checked_before_any_work(tmp_path, run, style):
@@ -225,6 +329,13 @@ def test_recipes_and_encoders_are_checked_before_any_work(tmp_path, run, style):
     with pytest.raises(FacesteerError, match="no encoder is shipped for dcgan-digiface64: use --method optim"):
         encoder_for(load_generator("dcgan-digiface64"), "hybrid")
     assert encoder_for(style, "optim") is None
+    # options the method would ignore are refused, not silently dropped
+    with pytest.raises(FacesteerError, match="uses no encoder"):
+        encoder_for(style, "optim", tmp_path / "e.safetensors")
+    with pytest.raises(FacesteerError, match="runs no optimisation"):
+        resolve_recipe(style, "encoder", steps=50)
+    with pytest.raises(FacesteerError, match="runs no optimisation"):
+        resolve_recipe(style, "encoder", learning_rate=0.1)
     # a Z boundary cannot edit W codes: refused at once, before aligning or inverting anything
     Boundary(np.ones((1, style.z_dim)), "age", "z", style.name).save(tmp_path / "age_z.npy")
     photo = tmp_path / "photo.png"
@@ -313,6 +424,13 @@ def test_locality_regulariser_keeps_the_tuned_copy_near_the_original_around_the_
               for weight in (0.0, 1.0)}  # fmt: skip
     assert losses[1.0][0] == pytest.approx(losses[0.0][0], rel=1e-6)  # the copy is still the original
     assert losses[1.0][1] > losses[0.0][1] + 0.01  # one step on, the neighbour has moved: its term counts
+    # the first step's gradient is the pivot's alone (the neighbour's term is 0 at its minimum), so the second
+    # step's loss is the pivot's plus the weight times the neighbour's: linear in the weight
+    half = tune_generator(style, picture, wide, "wp", TuningRecipe(steps=2, locality=0.5), lpips)[1]
+    assert losses[1.0][1] - losses[0.0][1] == pytest.approx(2 * (half[1] - losses[0.0][1]), rel=1e-3)
+    other_seed = tune_generator(style, picture, wide, "wp", TuningRecipe(steps=2, locality=1.0, locality_seed=4),
+                                lpips)[1]  # fmt: skip
+    assert other_seed[1] != pytest.approx(losses[1.0][1], rel=1e-4)  # another neighbour
     with pytest.raises(FacesteerError, match="locality weight"):
         TuningRecipe(locality=-0.1)
 
@@ -331,10 +449,11 @@ def test_pti_inverts_and_edits_each_picture_with_its_own_tuned_generator(tmp_pat
     plain = invert(pictures, style, "encoder", FACESTEER_RECIPE, encoder)
     np.testing.assert_array_equal(result.codes, plain.codes)  # the pivot is the encoder's code
     assert result.generators is not None and len(result.generators) == 2 and len(result.tuning_losses) == 3
-    for i in range(2):  # each reconstruction is drawn by its own tuned copy, and differs from the shared one's
+    error = lambda images, i: np.abs(images[i].astype(float) - pictures[i]).mean()  # noqa: E731
+    for i in range(2):  # each reconstruction is drawn by its own tuned copy, which was tuned to its own picture
         drawn = result.generator_for(i, style).synthesize(result.codes[i : i + 1], "w")
         np.testing.assert_array_equal(drawn[0], result.reconstructions[i])
-        assert not np.array_equal(drawn, plain.reconstructions[i : i + 1])
+        assert error(result.reconstructions, i) < 0.8 * error(plain.reconstructions, i)
     boundary = Boundary(np.ones((1, style.w_dim)), "age", "w", style.name)
     edits = edit_codes(result.generators[1], result.codes[1:], "w", boundary, [0.0])
     np.testing.assert_array_equal(edits[0, 0], result.reconstructions[1])  # alpha 0 = the reconstruction

@@ -18,6 +18,7 @@ written by ``facesteer learn-framing``. No face found -> :class:`FacesteerError`
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from facesteer.attributes.teachers import native_stderr_silenced
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
 from facesteer.generators import GENERATORS, WEIGHTS_DIR
-from facesteer.images import upscale_for_detection
+from facesteer.images import check_face_sized, upscale_for_detection
 from facesteer.modelfiles import require_model_file
 
 #: MediaPipe landmark indices averaged into each key point: eye centres (from the eye corners), nose tip, mouth
@@ -70,13 +71,15 @@ class Framing:
     def __post_init__(self) -> None:
         if self.kind not in FRAMING_KINDS:
             raise FacesteerError(f"unknown framing kind {self.kind!r}; expected one of {', '.join(FRAMING_KINDS)}")
-        try:
-            points = np.asarray(self.points, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise FacesteerError(f"framing points must be numbers, got {self.points!r:.80}") from None
+        numbers = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731  (JSON: no "0.3")
+        rows = self.points if isinstance(self.points, (list, tuple)) else [self.points]
+        if not all(isinstance(row, (list, tuple)) and all(numbers(v) for v in row) for row in rows):
+            raise FacesteerError(f"framing points must be lists of numbers, got {self.points!r:.80}")
         expected = (len(KEY_POINTS), 2) if self.kind == "landmarks" else (1, 4)
-        if points.shape != expected:
-            raise FacesteerError(f"a {self.kind} framing needs points of shape {expected}, got {points.shape}")
+        shape = tuple(len(row) for row in rows)
+        if len(rows) != expected[0] or set(shape) != {expected[1]}:
+            raise FacesteerError(f"a {self.kind} framing needs points of shape {expected}, got rows of lengths {shape}")
+        points = np.asarray(self.points, dtype=np.float64)
         if not np.all(np.isfinite(points)) or np.any(np.abs(points) > 2):
             raise FacesteerError("framing points must be finite fractions of the image (about 0 to 1)")
         if self.kind == "anime-box" and np.any(points[0, 2:] <= 0.01):
@@ -84,8 +87,10 @@ class Framing:
         if self.kind == "landmarks" and np.min(np.linalg.norm(points[:, None] - points[None], axis=-1)
                                                + np.eye(len(points))) < 0.01:  # fmt: skip
             raise FacesteerError("framing key points must be distinct")
-        if not all(isinstance(v, int) and v >= 0 for v in (self.images, self.found)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (self.images, self.found)):
             raise FacesteerError("a framing's images and found must be counts")
+        if not numbers(self.spread) or not math.isfinite(self.spread):
+            raise FacesteerError(f"a framing's spread must be a number, got {self.spread!r:.40}")
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         return write_json(path, asdict(self))
@@ -218,7 +223,9 @@ class Aligner:
         self._detector = LandmarkDetector(models) if framing.kind == "landmarks" else None
 
     def matrix(self, image: np.ndarray, name: str = "the picture") -> np.ndarray:
-        """The 2x3 warp of ``image`` onto the framing; FacesteerError naming ``name`` if no face is found."""
+        """The 2x3 warp of ``image`` onto the framing; FacesteerError naming ``name`` if no face is found (or the
+        picture is too small or thin to hold one)."""
+        check_face_sized(image.shape[1], image.shape[0], name)
         if self._detector is not None:
             points = self._detector.key_points(image)
             if points is None:

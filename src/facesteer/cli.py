@@ -316,7 +316,7 @@ def align(
     from facesteer.images import load_image
     from facesteer.photo_editing import check_outputs
 
-    check_outputs(pictures)
+    check_outputs(pictures, out)
     framing = load_framing(generator, framing_file)
     size = load_generator(generator).resolution
     with Aligner(framing, size, models) as aligner:
@@ -559,13 +559,15 @@ def invert(
     model = load_generator(generator)
     chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
     tuning = resolve_tuning(model, method, steps, learning_rate)
-    check_outputs(pictures)
+    check_outputs(pictures, out)
     check_out_folder(out)
     encoder = encoder_for(model, method, encoder_file)
     aligned = align_pictures(pictures, load_framing(model.name, framing_file), model.resolution, models)
     result = invert_pictures(aligned, model, method, chosen, encoder, progress=True, tuning=tuning)
-    # pti: the recipe gave only the pivot's space
-    how = {"recipe": asdict(chosen)} if tuning is None else {"space": chosen.space, "tuning": asdict(tuning)}
+    # encoder: the recipe gave only the codes' space; pti: the pivot's
+    how: dict = {"recipe": asdict(chosen)} if method in ("optim", "hybrid") else {"space": chosen.space}
+    if tuning is not None:
+        how["tuning"] = asdict(tuning)
     summary = {"generator": model.name, "method": method, **how}
     save_inversion(out, pictures, aligned, result, summary)
     console.print(f"inverted {len(pictures)} pictures ({method}, {result.space}) in {result.seconds:.1f} s: {out}")
@@ -616,8 +618,9 @@ def edit_photo(
     from facesteer.alignment import load_framing
     from facesteer.boundaries import Boundary
     from facesteer.inversion import encoder_for, resolve_recipe, resolve_tuning
-    from facesteer.photo_editing import edit_photos
+    from facesteer.photo_editing import check_not_a_picture, edit_photos
 
+    check_not_a_picture(out, pictures)
     model = load_generator(generator)
     chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
     tuning = resolve_tuning(model, method, steps, learning_rate)

@@ -57,14 +57,34 @@ def save_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     return path
 
 
+def check_face_sized(width: int, height: int, name: str = "the picture") -> None:
+    """Refuse a picture thinner than 16 px or longer than 8:1: it cannot hold a face, and upscaling it for a face
+    detector (:func:`upscale_for_detection`) would not fit in memory, or past 32,767 px abort MediaPipe."""
+    if min(width, height) < 16 or max(width, height) > 8 * min(width, height):
+        raise FacesteerError(f"{name} is {width} x {height} pixels: too small or too thin to hold a face")
+
+
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+    """``image`` as 8-bit RGB. Pillow's own convert clips 16- and 32-bit integer pixels at 255 (a 16-bit grey photo
+    would turn white), so those are scaled from their bit depth first; float pixels have no agreed range."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        pixels = np.asarray(image, dtype=np.float64)
+        depth = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(np.round(pixels * (255.0 / depth)), 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode == "F":
+        raise FacesteerError(f"{name} has 32-bit float pixels, which have no agreed range: save it with 8 or 16 bits")
+    return image.convert("RGB")
+
+
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as uint8 RGB (H, W, 3); a clear error for a missing or corrupt file."""
+    """Read an image file as uint8 RGB (H, W, 3), upright (phone photos' EXIF orientation applied), 16-bit
+    pictures scaled to 8 bits; a clear error for a missing or corrupt file."""
     path = Path(path)
     if not path.is_file():
         raise FacesteerError(f"image {path} not found")
     try:
         with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))  # phone photos: upright
+            return np.asarray(_to_rgb(ImageOps.exif_transpose(image), str(path)))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise FacesteerError(f"{path} is not a readable image: {error}") from None
 
@@ -87,10 +107,9 @@ def decode_image(data: bytes, name: str = "the upload", max_pixels: int = MAX_UP
             width, height = image.size
             if width * height > max_pixels:
                 raise FacesteerError(f"{name} is {width} x {height} pixels; at most {max_pixels:,} are accepted")
-            if min(width, height) < 16 or max(width, height) > 8 * min(width, height):
-                raise FacesteerError(f"{name} is {width} x {height} pixels: too small or too thin to hold a face")
+            check_face_sized(width, height, name)
             image.load()
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+            return np.asarray(_to_rgb(ImageOps.exif_transpose(image), name))
     except FacesteerError:
         raise
     except Image.UnidentifiedImageError:

@@ -77,12 +77,23 @@ def edit_codes(
     return np.stack(edited, axis=1)
 
 
-def check_outputs(paths: Sequence[str | os.PathLike[str]]) -> None:
-    """Refuse pictures whose outputs would collide (one PNG per file stem)."""
+def check_outputs(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None) -> None:
+    """Refuse pictures whose outputs would collide (one PNG per file stem) or, given the output folder ``out``,
+    overwrite one of the pictures themselves (OUT/STEM.png)."""
     stems = [Path(path).stem for path in paths]
     repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if repeated:
         raise FacesteerError(f"pictures share the name {repeated[0]!r}: their outputs would overwrite each other")
+    if out is not None:
+        for stem in stems:
+            check_not_a_picture(Path(out) / f"{stem}.png", paths)
+
+
+def check_not_a_picture(target: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse an output file that is one of the input pictures (the user's photo would be replaced)."""
+    pictures = {Path(path).resolve() for path in paths}
+    if Path(target).resolve() in pictures:
+        raise FacesteerError(f"writing {target} would replace that picture itself: choose another --out")
 
 
 def save_inversion(
@@ -115,7 +126,8 @@ def save_inversion(
 
 
 def check_tuned_saveable(generator: Generator) -> None:
-    """Refuse, before any work, to save pivotal tuning's generators for a generator facesteer cannot write."""
+    """Refuse to save pivotal tuning's generators for a generator facesteer cannot write (the command line refuses
+    such a generator before any work, in :func:`facesteer.inversion.resolve_tuning`; this guards the library)."""
     if not isinstance(generator, StyleGAN2Generator):
         raise FacesteerError(f"invert --method pti writes tuned generators as StyleGAN2 files; {generator.name} is "
                              "not a StyleGAN2")  # fmt: skip

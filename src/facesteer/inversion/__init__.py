@@ -102,6 +102,8 @@ def resolve_recipe(
             f"an encoder of {generator.name} predicts w, which cannot start an optimisation in z: use --method "
             "optim for z (NFE's recipe starts from z = 0) or a w/wp space"
         )
+    if method == "encoder" and (steps is not None or learning_rate is not None):
+        raise FacesteerError("--method encoder runs no optimisation: drop --steps and --lr, or use --method hybrid")
     changes = {"space": space} if method == "pti" else {"space": space, "steps": steps, "learning_rate": learning_rate}
     return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
 
@@ -133,9 +135,13 @@ def encoder_for(
     """The encoder ``method`` needs (None for ``optim``): the file at ``path``, else the generator's shipped one.
 
     Raises:
-        FacesteerError: none shipped and none given, with what to do instead.
+        FacesteerError: none shipped and none given, with what to do instead; a file given to ``optim``, which
+            would not use it.
     """
     if method == "optim":
+        if path is not None:
+            raise FacesteerError("--method optim starts from the mean code and uses no encoder: drop --encoder, or "
+                                 "use --method hybrid to start from the encoder's code")  # fmt: skip
         return None
     if path is None and not encoder_weights(generator.name).is_file():
         raise FacesteerError(

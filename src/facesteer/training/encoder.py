@@ -102,6 +102,11 @@ def train_encoder(
     out = Path(out)
     options_file, checkpoint_file, log_file = out / "options.json", out / "checkpoint.safetensors", out / "log.jsonl"
     wanted = {**options.identity(), "generator": generator.name, "data": str(data) if data else None}
+    if out.exists() and not out.is_dir():
+        raise FacesteerError(f"--out {out} is a file, not a folder")
+    if data is not None and options.latent_steps >= options.steps:
+        raise FacesteerError(f"photos are used from step {options.latent_steps} (--latent-steps) on, so with --steps "
+                             f"{options.steps} none would be: lower --latent-steps or leave --data out")  # fmt: skip
     if options_file.is_file():
         try:
             recorded = json.loads(options_file.read_text())
@@ -131,6 +136,9 @@ def train_encoder(
         tensors, metadata = read_checkpoint(checkpoint_file)
         restore_state(tensors, {"encoder": encoder}, {"adam": optimizer})
         step = int(metadata["step"])
+        if step > options.steps:
+            raise FacesteerError(f"{out} has trained {step} steps already, more than --steps {options.steps}: give "
+                                 f"--steps {step} or more, or choose another --out")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     write_json(options_file, wanted)
     _truncate_log(log_file, step)  # steps logged after the last checkpoint are run again
@@ -189,6 +197,7 @@ def train_encoder(
         "data": str(data) if data else None,
         "command": f"facesteer train-encoder --generator {generator.name} --steps {options.steps} "
         f"--latent-steps {options.latent_steps} --batch-size {options.batch_size} "
-        f"--real-per-step {options.real_per_step} --seed {options.seed}" + (f" --data {data}" if data else ""),
+        f"--real-per-step {options.real_per_step} --lr {options.learning_rate:g} --seed {options.seed}"
+        + (f" --data {data}" if data else ""),
     }
     return save_encoder(out / "encoder.safetensors", encoder.eval(), prior, card)
