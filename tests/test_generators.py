@@ -113,3 +113,26 @@ def test_a_run_finds_its_generator_after_the_checkout_moves_and_refuses_changed_
     torch.save(state, path)
     with pytest.raises(FacesteerError, match="no longer holds the weights"):
         load_generator_for(config)
+
+
+def test_a_run_gets_back_the_truncation_it_was_sampled_with(monkeypatch):
+    """A file may load with its own truncation (InterFaceGAN's StyleGAN: psi 0.7 on 8 layers); a run sampled at
+    psi 1.0 must get 1.0 back, not the file's."""
+    import facesteer.generators as generators
+
+    truncated = load_generator("stylegan2-utkface64")
+    truncated.set_truncation(0.5, 4)
+    again = load_generator_for(truncated.config())
+    assert (again.truncation_psi, again.truncation_cutoff) == (0.5, 4)
+
+    untruncated = load_generator("stylegan2-utkface64").config()
+    loader = generators.load_generator
+
+    def loads_truncated(name=None):  # a generator whose file carries psi 0.7 on 8 layers
+        generator = loader(name)
+        generator.set_truncation(0.7, 8)
+        return generator
+
+    monkeypatch.setattr(generators, "load_generator", loads_truncated)
+    again = load_generator_for(untruncated)
+    assert (again.truncation_psi, again.truncation_cutoff) == (1.0, None)

@@ -96,7 +96,7 @@ def load_generator_for(config: dict) -> Generator:
                 f"{path} no longer holds the weights this run was made with ({_weights_identity(config)[0] or ''}"
                 f"{_weights_identity(config)[1] or ''}); it was changed since"
             )
-    if config.get("truncation_psi", 1.0) != 1.0:
+    if "truncation_psi" in config:  # always: a file may load with its own (InterFaceGAN's StyleGAN: 0.7, 8 layers)
         generator.set_truncation(config["truncation_psi"], config.get("truncation_cutoff"))
     return generator
 
