@@ -1,0 +1,30 @@
+"""Atomic writes: the whole file or the old one, with the permissions a plain open would give."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from facesteer.files import atomic_path, write_json
+from facesteer.images import save_png
+
+
+def test_atomic_writes_get_the_umasks_permissions_not_the_temporary_files(tmp_path):
+    """mkstemp makes 0600 files: exports and PNGs in a shared folder were unreadable to anyone else."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    written = [write_json(tmp_path / "a.json", {"x": 1}), save_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == expected, oct(path.stat().st_mode)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "kept.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
