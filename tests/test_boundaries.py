@@ -44,6 +44,17 @@ def test_exact_protocol_on_a_hand_checkable_case():
     assert len(confident_split(scores, ratio=100, split=0.7).remaining) == 0  # capped at N // 2
 
 
+def test_ends_that_share_a_score_are_refused():
+    """5 positives among 1000 labels at ratio 0.02: the top 20 held 15 zeros, labelled positive without a word."""
+    labels = np.zeros(1000)
+    labels[:5] = 1
+    with pytest.raises(FacesteerError, match=r"share the value 0 \(5 samples score above.*at most 5 samples"):
+        confident_split(labels, ratio=0.02, split=0.7)
+    labels[:40] = 1  # enough of both: the ends hold one value each
+    split = confident_split(labels, ratio=0.02, split=0.7)
+    assert set(labels[[*split.train_positive, *split.validation_positive]]) == {1.0}
+
+
 def test_shuffle_is_seeded():
     scores = np.arange(1000, dtype=float)
     a, b, c = (confident_split(scores, 0.1, 0.7, seed=s) for s in (1, 1, 2))

@@ -54,6 +54,16 @@ def test_train_condition_correlate_edit_evaluate(run, small_run, tmp_path):
     assert conditioned.conditions == ["gender", "pose"]
     for other in ("gender", "pose"):
         assert abs(float(conditioned.normal[0] @ Boundary.load(folder / f"{other}.npy").normal[0])) < 1e-5
+    repeated = tmp_path / "age_c2.npy"  # --on repeated: every file counts (the option kept only the last)
+    result = run("condition", str(folder / "age.npy"), "--on", str(folder / "gender.npy"), "--on",
+                 str(folder / "pose.npy"), "--out", str(repeated))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(Boundary.load(repeated).normal, conditioned.normal)
+    # conditioning again would undo the first projection while the sidecar still listed it
+    one_line_error(run("condition", str(out), "--on", str(folder / "smile.npy"), "--out", str(tmp_path / "x.npy")),
+                   "already conditioned on gender, pose")  # fmt: skip
+    one_line_error(run("evaluate", str(small_run), "--scorer", "extended", "--workers", "1"),
+                   "was scored for pose, smile, age, gender, eyeglasses")  # fmt: skip
 
     result = run("correlate", *(str(folder / f"{a}.npy") for a in ("pose", "smile", "age")), "--json")
     matrix = np.array(json.loads(result.stdout)["cosine"])

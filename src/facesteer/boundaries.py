@@ -61,7 +61,8 @@ def confident_split(
         scores: (N,) finite scores.
 
     Raises:
-        FacesteerError: constant scores, or too few samples for the ratio and split.
+        FacesteerError: constant scores, too few samples for the ratio and split, or ends that share a score (a
+            few distinct values, as labels have: samples of one score would be labelled both ways).
     """
     if not 0 < split < 1:
         raise FacesteerError(f"split must be in (0, 1), got {split}")
@@ -77,6 +78,13 @@ def confident_split(
         raise FacesteerError(f"all {num} scores are equal ({scores.max()}); a constant attribute has no boundary")
     order = np.argsort(-scores, kind="stable")
     positive, negative = order[:chosen].copy(), order[num - chosen :].copy()
+    tied = scores[positive].min()
+    if tied <= scores[negative].max():
+        above, below = int(np.sum(scores > tied)), int(np.sum(scores < tied))
+        raise FacesteerError(
+            f"the top and bottom {chosen} scores share the value {tied:g} ({above} samples score above it, {below} "
+            f"below): lower --ratio to at most {max(above, below)} samples per side"
+        )
     rng = np.random.default_rng(seed)
     rng.shuffle(positive)
     rng.shuffle(negative)
@@ -385,8 +393,15 @@ class Boundary:
         condition's attribute.
 
         Raises:
-            FacesteerError: a condition of another space, or what :func:`project_boundary` refuses.
+            FacesteerError: a condition of another space, a boundary already conditioned (projecting it off new
+                conditions would undo its orthogonality to the old ones, whose normals it no longer has), or what
+                :func:`project_boundary` refuses.
         """
+        if self.conditions:
+            raise FacesteerError(
+                f"this {self.attribute} boundary is already conditioned on {', '.join(self.conditions)}: condition "
+                "the plain boundary on all of them at once"
+            )
         for condition in conditions:
             if None not in (condition.generator, self.generator) and condition.generator != self.generator:
                 raise FacesteerError(

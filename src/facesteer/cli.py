@@ -424,7 +424,11 @@ def train_boundary_command(
 def condition(
     ctx: typer.Context,
     primal: Path = typer.Argument(..., help="boundary .npy to condition"),
-    on: Path = typer.Option(..., "--on", help="boundary .npy files to make it orthogonal to: --on C1.npy [C2.npy ...]"),
+    on: list[Path] = typer.Option(
+        ...,
+        "--on",
+        help="boundary .npy to make it orthogonal to (repeat, or list more files after it: --on C1.npy C2.npy)",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="output .npy (a .json sidecar is written beside it)"),
 ) -> None:
     """Project a boundary off one or more others (conditional manipulation)."""
@@ -433,9 +437,10 @@ def condition(
     extra = [a for a in ctx.args if a.startswith("-")]
     if extra:
         raise FacesteerError(f"unexpected option {extra[0]}")
-    conditions = [Boundary.load(p) for p in [on, *map(Path, ctx.args)]]
+    files = [*on, *map(Path, ctx.args)]
+    conditions = [Boundary.load(p) for p in files]
     base = Boundary.load(primal)
-    info = {"primal": str(primal), "condition_files": [str(on), *ctx.args]}
+    info = {"primal": str(primal), "condition_files": [str(p) for p in files]}
     result = base.conditioned_on(*conditions, info=info)
     result.save(out)
     console.print(

@@ -163,6 +163,11 @@ def evaluate_run(
     dataset = LatentDataset(run).require_complete()
     if not dataset.attributes:
         raise FacesteerError(f"{run} has no attribute scores to evaluate")
+    if tuple(scorer.attributes) != tuple(dataset.attributes):  # the edit effects' columns are the run's attributes
+        recorded = (dataset.manifest.get("scorer") or {}).get("name", "its own labels")
+        raise FacesteerError(f"{run} was scored for {', '.join(dataset.attributes)} ({recorded}), but scorer "
+                             f"{scorer.name} measures {', '.join(scorer.attributes)}: evaluate it with the scorer it "
+                             "was sampled with (--scorer)")  # fmt: skip
     root = Path(run)
     scorer_warning = check_scorer_fits(dataset.manifest["generator"], scorer, force_scorer)
     generator = load_generator_for(dataset.manifest["generator"])

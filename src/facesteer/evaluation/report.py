@@ -22,6 +22,11 @@ def _matrix_table(matrix: np.ndarray, rows: Sequence[str], columns: Sequence[str
     return _markdown_table(["", *columns], body)
 
 
+def _accuracy(value: float | None) -> str:
+    """A table cell: three decimals, or "-" for a boundary that records none (conditioned, or published)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _spaces_section(result: dict[str, Any]) -> str:
     """Accuracy and edit-effect summaries of every evaluated space side by side (empty for one space)."""
     spaces = result.get("spaces", ["z"])
@@ -34,7 +39,7 @@ def _spaces_section(result: dict[str, Any]) -> str:
         row = [a]
         for space in spaces:
             entry = by_space[space]["accuracy"][a]
-            row += [f"{entry['validation']:.3f}", "-" if entry["all"] is None else f"{entry['all']:.3f}"]
+            row += [_accuracy(entry["validation"]), _accuracy(entry["all"])]
         rows.append(row)
     summary = [
         [space, kind, d["rows_where_diagonal_is_largest"], f"{d['mean_abs_diagonal']:.3f}",
@@ -122,12 +127,11 @@ def report_markdown(result: dict[str, Any]) -> str:
     for a in attributes:
         entry = result["accuracy"][a]
         counts = entry["counts"] or {}
-        all_accuracy = "-" if entry["all"] is None else f"{entry['all']:.3f}"
         accuracy_rows.append(
             [
                 a,
-                f"{entry['validation']:.3f}",
-                all_accuracy,
+                _accuracy(entry["validation"]),
+                _accuracy(entry["all"]),
                 counts.get("train_per_side", "-"),
                 counts.get("validation_per_side", "-"),
                 counts.get("remaining", "-"),
