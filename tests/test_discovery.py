@@ -118,6 +118,8 @@ def test_ganspace_without_w_maps_components_back_to_z(generator):
     assert float(moved[0].norm()) > float(moved[3].norm())
     with pytest.raises(FacesteerError, match="components must be in"):
         ganspace(generator, num=600, components=101)
+    with pytest.raises(FacesteerError, match="must exceed components"):  # 3 centred samples span 2 directions
+        ganspace(generator, num=3, components=3)
 
 
 def test_directions_round_trip_and_refuse_bad_files(tmp_path):

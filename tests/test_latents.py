@@ -89,6 +89,18 @@ def test_a_different_run_is_refused_and_nothing_is_touched(generator, tmp_path):
     assert _files(out) == before
 
 
+def test_a_damaged_run_is_one_line_not_a_traceback(generator, tmp_path):
+    out = tmp_path / "run"
+    sample_dataset(generator, None, out, num=40, seed=0, chunk_size=16, progress=False)
+    codes = out / "z.npy"
+    codes.write_bytes(codes.read_bytes()[:-4000])  # cut short (a full disk, a bad copy)
+    with pytest.raises(FacesteerError, match=r"z\.npy is missing or damaged"):
+        LatentDataset(out).codes()
+    codes.unlink()
+    with pytest.raises(FacesteerError, match=r"z\.npy is missing or damaged"):
+        LatentDataset(out).codes()
+
+
 @requires_models
 def test_a_different_scorer_or_generator_is_refused(generator, teachers, tmp_path):
     out = tmp_path / "run"

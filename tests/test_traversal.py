@@ -10,6 +10,7 @@ import pytest
 from facesteer.discovery import Directions, sefa
 from facesteer.discovery.traversal import named_directions, pearson_with_steps, traversal_table
 from facesteer.errors import FacesteerError
+from tests.conftest import one_line_error
 
 STEPS = np.arange(-10, 11, dtype=np.float64)
 
@@ -96,3 +97,8 @@ def test_label_from_the_command_line(run, generator, tmp_path):
     assert printed["traversal"]["attributes"][-1] == "identity"
     labelled = tmp_path / "sefa" / "labelled"
     assert (labelled / "table.png").is_file() and Directions.load(labelled).names is not None
+    # a boundary folder that is missing or holds none of the directions' space: refused before any walk
+    (tmp_path / "w-only").mkdir()
+    np.save(tmp_path / "w-only" / "age_w.npy", np.ones((1, 128), np.float32))
+    for folder, message in ((tmp_path / "typo", "not found"), (tmp_path / "w-only", "holds no z boundaries")):
+        one_line_error(run("label", str(tmp_path / "sefa"), "--boundaries", str(folder), "--workers", "1"), message)

@@ -1183,10 +1183,12 @@ def label(
     direction, averaged over samples (the two-stage paper's traversal table)."""
     from facesteer.discovery import Directions
     from facesteer.discovery.traversal import named_directions, traversal_table, traverse_scores
-    from facesteer.evaluation.directions import boundary_cosines, label_figures
+    from facesteer.evaluation.directions import boundary_cosines, check_boundary_folder, label_figures
 
     model = load_generator(generator)
     found = Directions.load(directions_path)
+    if boundaries is not None:
+        check_boundary_folder(boundaries, found)  # before the walks, not after
     indices = list(range(min(count, len(found))))
     folder = directions_path.parent if directions_path.suffix == ".npy" else directions_path
     out = out or folder / "labelled"

@@ -113,13 +113,27 @@ class LatentDataset:
         """Memory-mapped codes of ``space``, float32 (rows_complete, *code_shape)."""
         if space not in self.manifest["spaces"]:
             raise FacesteerError(f"{self.root} stores no {space!r} codes; it has {self.spaces}")
-        return np.load(self.root / f"{space}.npy", mmap_mode="r")[: self.rows_complete]
+        return self._array(f"{space}.npy")
+
+    def _array(self, name: str) -> np.ndarray:
+        """The complete rows of ``ROOT/name``, memory-mapped; a one-line error for a missing or damaged file."""
+        path = self.root / name
+        try:
+            array = np.load(path, mmap_mode="r")  # (allow_pickle stays off: a .npy holding objects is refused)
+        except (OSError, ValueError) as error:
+            raise FacesteerError(
+                f"{path} is missing or damaged ({error}); sample the run again into a new folder"
+            ) from None
+        if array.ndim < 1 or len(array) < self.rows_complete:
+            raise FacesteerError(f"{path} holds {len(array) if array.ndim else 0} rows, not the {self.rows_complete} "
+                                 "its manifest records: the run is damaged")  # fmt: skip
+        return array[: self.rows_complete]
 
     def scores(self, attribute: str | None = None) -> np.ndarray:
         """Memory-mapped scores, float32 (rows_complete, k), or one attribute's column (rows_complete,)."""
         if not self.attributes:
             raise FacesteerError(f"{self.root} was sampled without a scorer, so it has no scores")
-        scores = np.load(self.root / SCORES, mmap_mode="r")[: self.rows_complete]
+        scores = self._array(SCORES)
         if attribute is None:
             return scores
         if attribute not in self.attributes:

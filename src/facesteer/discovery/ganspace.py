@@ -75,8 +75,8 @@ def ganspace(
         raise FacesteerError(f"components must be in 1..{dim} for {generator.name}, got {components}")
     features = _features(generator, generator.sample_z(1, seed)).shape[1]
     chunk = chunk or (4096 if features <= 1024 else 4 * components)
-    if num < components or chunk < components:
-        raise FacesteerError(f"num ({num}) and chunk ({chunk}) must be at least components ({components})")
+    if num <= components or chunk < components:  # num centred samples span at most num - 1 directions
+        raise FacesteerError(f"num ({num}) must exceed components ({components}), and chunk ({chunk}) be at least it")
     pca = IncrementalPCA(n_components=components)
     bar = tqdm(total=num, unit="sample", desc="GANSpace PCA", disable=not progress)
     for start, size in _chunks(num, chunk, components):

@@ -11,12 +11,26 @@ import numpy as np
 from facesteer.boundaries import Boundary
 from facesteer.discovery.directions import Directions
 from facesteer.discovery.traversal import TraversalTable, direction_signs_matrix
+from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 from facesteer.images import save_png
 from facesteer.training.run_boundaries import boundary_path
 from facesteer.visualize import directions_picture, save_heatmap
 
 STRIP_STEPS = (-9, -6, -3, 0, 3, 6, 9)
+
+
+def check_boundary_folder(folder: str | os.PathLike[str], directions: Directions) -> None:
+    """Refuse a ``--boundaries`` folder that is missing or holds no boundary of the directions' space: its cosines
+    would silently all be absent."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FacesteerError(f"boundary folder {folder} not found")
+    pattern = "*_w.npy" if directions.space == "w" else "*.npy"
+    found = [p for p in folder.glob(pattern) if directions.space == "w" or not p.stem.endswith(("_w", "_wp"))]
+    if not found:
+        named = boundary_path(folder, "ATTR", directions.space).name
+        raise FacesteerError(f"{folder} holds no {directions.space} boundaries ({named}, as train-boundary names them)")
 
 
 def boundary_cosines(named: Directions, folder: str | os.PathLike[str]) -> dict[str, float]:
