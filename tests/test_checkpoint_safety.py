@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import pickle
 import subprocess
 import sys
@@ -363,3 +364,52 @@ def test_tensor_build_and_huge_sizes_are_refused(tmp_path, case):
     path.write_bytes(_pickle_bytes(case))
     with pytest.raises(FacesteerError, match=r"forged\.pkl"):
         load_pickle(path)
+
+
+# --- malformed generator checkpoints: one line naming the file, never a traceback or a huge allocation -----
+
+
+def _facesteer_safetensors(path: Path, config: Any) -> Path:
+    from safetensors.torch import save_file
+
+    from facesteer.generators.stylegan2 import SAFETENSORS_FORMAT
+
+    metadata = {"format": SAFETENSORS_FORMAT}
+    if config is not None:
+        metadata["config"] = config if isinstance(config, str) else json.dumps(config)
+    save_file({"x": torch.zeros(1)}, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (None, "KeyError"),  # no config at all
+        ("{not json", "JSONDecodeError"),
+        ([64], "TypeError"),
+        ({"resolution": 64, "unknown": 1}, "TypeError"),
+        ({"resolution": 64, "channels": {"4": 8}, "z_dim": 10**12}, "channels must give"),
+        ({"resolution": 8, "channels": {"4": 8, "8": 8}, "z_dim": 10**12}, "z_dim and w_dim must be in"),
+        ({"resolution": 8, "channels": {"4": 8, "8": 0}}, "channels must give"),  # a zero-channel layer
+        ({"resolution": 2**20, "channels": {}}, "resolution must be a power of two"),
+    ],
+)
+def test_a_malformed_facesteer_file_is_one_line(tmp_path, run, config, message):
+    path = _facesteer_safetensors(tmp_path / "g.safetensors", config)
+    one_line_error(run("generate", "-g", str(path), "--num", "1", "--out", str(tmp_path / "x.png")), message)
+
+
+@pytest.mark.parametrize(
+    "checkpoint",
+    [
+        {"g_ema": 3},  # not a state dict
+        {"g_ema": {"style.1.weight": torch.zeros(8, 8), "conv1.conv.weight": torch.zeros(1, 8, 8, 3, 3)}},  # no convs
+        {"g_ema": {"style.1.weight": torch.zeros(8), "conv1.conv.weight": torch.zeros(8)}},  # 1-d weights
+        {1: torch.zeros(1), "a": torch.zeros(1)},  # keys that cannot be sorted together
+    ],
+)
+def test_a_malformed_torch_checkpoint_is_one_line(tmp_path, run, checkpoint):
+    path = tmp_path / "g.pt"
+    torch.save(checkpoint, path)
+    result = run("generate", "-g", str(path), "--num", "1", "--out", str(tmp_path / "x.png"))
+    one_line_error(result, "g.pt")

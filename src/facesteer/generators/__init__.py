@@ -108,9 +108,27 @@ def file_generator_name(path: Path) -> str:
     return f"file:{path.name}" if path.stem in GENERATORS else path.stem
 
 
-def load_generator_file(path: Path) -> Generator:
-    """A generator from a checkpoint file (see :func:`load_generator`)."""
+#: what a malformed checkpoint raises once it is past the file readers' own checks (a tensor of the wrong rank,
+#: a config of the wrong type, a missing key): reported as one line naming the file
+MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, AssertionError, RuntimeError, MemoryError)
 
+
+def load_generator_file(path: Path) -> Generator:
+    """A generator from a checkpoint file (see :func:`load_generator`).
+
+    Raises:
+        FacesteerError: a file that is not a generator checkpoint facesteer reads, or a malformed one.
+    """
+    try:
+        return _load_generator_file(path)
+    except FacesteerError:
+        raise
+    except MALFORMED as error:
+        raise FacesteerError(f"{path} is not a well-formed generator checkpoint ({type(error).__name__}: "
+                             f"{str(error)[:200]})") from None  # fmt: skip
+
+
+def _load_generator_file(path: Path) -> Generator:
     if path.suffix.lower() in (".safetensors", ".pkl"):
         return load_stylegan2_file(path, name=file_generator_name(path))
     checkpoint = load_torch_file(path)

@@ -28,10 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesteer.errors import FacesteerError
 from facesteer.generators.ops import pixel_norm
 from facesteer.generators.style import broadcast_truncated
 
 LRELU_GAIN = math.sqrt(2.0)
+#: sizes a config may ask for (the largest official StyleGAN2s: 1024 px, 512 channels, 512-d latents, 8 layers);
+#: a file's config is checked against them before any layer is built, so no file can make us allocate petabytes
+MAX_RESOLUTION, MAX_CHANNELS, MAX_LATENT, MAX_MAPPING_LAYERS = 1024, 2048, 4096, 32
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 
 
@@ -63,6 +67,26 @@ class StyleGAN2Config:
     @property
     def num_ws(self) -> int:
         return 2 * len(self.resolutions)
+
+    def __post_init__(self) -> None:
+        whole = lambda v, low, high: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high  # noqa: E731
+        if not whole(self.resolution, 4, MAX_RESOLUTION) or self.resolution & (self.resolution - 1):
+            raise FacesteerError(f"StyleGAN2 resolution must be a power of two in 4..{MAX_RESOLUTION}, got "
+                                 f"{self.resolution!r:.40}")  # fmt: skip
+        wanted = [str(r) for r in self.resolutions]
+        channels_ok = isinstance(self.channels, dict) and set(self.channels) == set(wanted)
+        if not channels_ok or not all(whole(v, 1, MAX_CHANNELS) for v in self.channels.values()):
+            raise FacesteerError(f"StyleGAN2 channels must give 1..{MAX_CHANNELS} for each of {', '.join(wanted)}, "
+                                 f"got {self.channels!r:.120}")  # fmt: skip
+        if not (whole(self.z_dim, 1, MAX_LATENT) and whole(self.w_dim, 1, MAX_LATENT)
+                and whole(self.mapping_layers, 1, MAX_MAPPING_LAYERS)):  # fmt: skip
+            raise FacesteerError(f"StyleGAN2 z_dim and w_dim must be in 1..{MAX_LATENT} and mapping_layers in "
+                                 f"1..{MAX_MAPPING_LAYERS}, got {self.z_dim!r:.20}, {self.w_dim!r:.20}, "
+                                 f"{self.mapping_layers!r:.20}")  # fmt: skip
+        numbers = (self.mapping_lr_multiplier, *(() if self.conv_clamp is None else (self.conv_clamp,)))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf for v in numbers):
+            raise FacesteerError(f"StyleGAN2 mapping_lr_multiplier and conv_clamp must be positive numbers, got "
+                                 f"{self.mapping_lr_multiplier!r:.20} and {self.conv_clamp!r:.20}")  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)
