@@ -114,9 +114,29 @@ def test_exported_generator_loads_and_a_changed_run_is_refused(faces, tmp_path):
     generator = load_generator(str(tmp_path / "run" / "generator.safetensors"))
     images = generator.synthesize(generator.sample_z(3, seed=0))
     assert images.shape == (3, 16, 16, 3)
-    assert [p.name for p in (tmp_path / "run" / "samples").glob("*.png")] == ["kimg00000.0.png"]  # 0.008 kimg
+    assert [p.name for p in (tmp_path / "run" / "samples").glob("*.png")] == ["kimg00000.008.png"]
     with pytest.raises(FacesteerError, match="other options \\(seed\\)"):
         Trainer(tiny_options(faces, kimg=0.008, seed=1), tmp_path / "run", progress=False)
+
+
+def test_a_first_run_that_fails_leaves_its_folder_reusable(faces, tmp_path):
+    """training.json was written before the data was read: the corrected command was refused as another run."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FacesteerError, match=r"need at least one batch|no images|no image"):
+        Trainer(tiny_options(tmp_path / "empty", kimg=0.008), tmp_path / "run", progress=False)
+    with pytest.raises(FacesteerError, match="channels must give 1"):  # channel_base 8: 8 // 16 = 0 channels at 16 px
+        Trainer(tiny_options(faces, kimg=0.008, channel_base=8), tmp_path / "run", progress=False)
+    Trainer(tiny_options(faces, kimg=0.008), tmp_path / "run", progress=False).train()  # the corrected command
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(FacesteerError, match="is a file, not a folder"):
+        Trainer(tiny_options(faces, kimg=0.008), tmp_path / "a-file", progress=False)
+
+
+def test_snapshots_closer_than_a_tenth_of_a_kimg_keep_their_own_grids(faces, tmp_path):
+    Trainer(tiny_options(faces, kimg=0.012, snapshot_kimg=0.004), tmp_path / "run", progress=False).train()
+    grids = sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png"))
+    assert grids == ["kimg00000.004.png", "kimg00000.008.png", "kimg00000.012.png"]
 
 
 def test_train_gan_cli(run, faces, tmp_path, monkeypatch):
@@ -146,3 +166,8 @@ def test_export_writes_weights_and_a_model_card(faces, tmp_path, monkeypatch):
     assert "FID: **" in text and "--resolution 16" in text and "5 images spread evenly over the 8" in text
     generator = load_generator(str(tmp_path / "ship" / "stylegan2-tiny16.safetensors"))
     assert generator.resolution == 16
+    with pytest.raises(FacesteerError, match="the run folder itself"):
+        export_trained_generator(tmp_path / "run", "training", tmp_path / "run", fid_num=3, progress=False)
+    (tmp_path / "run" / "log.jsonl").unlink()  # killed between the export and the log line of its first snapshot
+    with pytest.raises(FacesteerError, match="not a complete training run"):
+        export_trained_generator(tmp_path / "run", "x", tmp_path / "ship", fid_num=3, progress=False)

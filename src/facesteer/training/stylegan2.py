@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -138,14 +139,18 @@ class Trainer:
         """
         self.options, self.out, self.progress, self.clock = options, Path(out), progress, clock
         self.device = torch.device(options.device)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._check_or_write_options()
-        self.images = self._dataset()
+        if self.out.exists() and not self.out.is_dir():
+            raise FacesteerError(f"--out {self.out} is a file, not a folder")
+        resumed = self._check_options()
         torch.manual_seed(options.seed)
-        config = options.architecture()
+        config = options.architecture()  # refused here (a zero-channel layer, say) before anything is written
         self.G = StyleGAN2Network(config).to(self.device)
         self.D = Discriminator(config).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.images = self._dataset()
+        if not resumed:  # only once the data is read: a first run that fails leaves its folder reusable
+            write_json(self.out / "training.json", self.options.identity())
         r1_ratio = options.r1_interval / (options.r1_interval + 1)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=options.learning_rate, betas=(0.0, 0.99), eps=1e-8)
         self.opt_D = torch.optim.Adam(
@@ -161,7 +166,8 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------- setup
 
-    def _check_or_write_options(self) -> None:
+    def _check_options(self) -> bool:
+        """True when ``out`` holds this run (to resume); refuse one holding another run or other files."""
         path = self.out / "training.json"
         identity = self.options.identity()
         if path.is_file():
@@ -171,10 +177,12 @@ class Trainer:
                 raise FacesteerError(
                     f"{self.out} holds a run with other options ({', '.join(changed)}); use a new --out folder"
                 )
-        else:
-            if any(self.out.iterdir()):
-                raise FacesteerError(f"{self.out} is not empty and holds no training run; use a new --out folder")
-            write_json(path, identity)
+            return True
+        cache = self.out / f"data-{self.options.resolution}.npy"
+        if self.out.is_dir() and any(p != cache for p in self.out.iterdir()):
+            raise FacesteerError(f"{self.out} is not empty and holds no training run; use a new --out folder")
+        cache.unlink(missing_ok=True)  # read by a first run that stopped before it began: its --data may differ
+        return False
 
     def _dataset(self) -> np.ndarray:
 
@@ -325,14 +333,15 @@ class Trainer:
     def snapshot(self, stats: dict[str, float]) -> dict[str, Any]:
 
         kimg = self.images_seen / 1000
-        save_png(self.out / "samples" / f"kimg{kimg:07.1f}.png", self.sample_grid())
+        save_png(self.out / "samples" / f"kimg{kimg:09.3f}.png", self.sample_grid())  # snapshots 1 image apart
         record: dict[str, Any] = {"kimg": round(kimg, 3), "step": self.step, "seconds": round(self.seconds, 1), **stats}
         exported = self.export_generator(self.out / "generator.safetensors")
         if self.options.fid_num > 0:
             record["fid"] = self.fid()
             if record["fid"] < self.best_fid:
                 self.best_fid = record["fid"]
-                exported.with_name("best.safetensors").write_bytes(exported.read_bytes())
+                with atomic_path(exported.with_name("best.safetensors")) as temporary:  # export-gan reads it first
+                    shutil.copyfile(exported, temporary)
         self.save_checkpoint()
         with open(self.out / "log.jsonl", "a") as log:
             log.write(json.dumps(record) + "\n")
@@ -384,14 +393,20 @@ def export_trained_generator(
     generated faces against the training folder (computed here; against ``fid_reference_num`` of its images
     spread evenly over it when given, else all of them).
     """
-    import shutil
 
     run, out_dir = Path(run), Path(out_dir)
     source = run / "best.safetensors" if (run / "best.safetensors").is_file() else run / "generator.safetensors"
     if not source.is_file():
         raise FacesteerError(f"{run} has no exported generator yet (run train-gan to a snapshot first)")
-    options = json.loads((run / "training.json").read_text())
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    try:
+        options = json.loads((run / "training.json").read_text())
+        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as error:
+        raise FacesteerError(f"{run} is not a complete training run ({error}): resume it with train-gan") from None
+    if not log:
+        raise FacesteerError(f"{run} has logged no snapshot yet: resume it with train-gan to the next snapshot")
+    if out_dir.resolve() == run.resolve():
+        raise FacesteerError("--out-dir is the run folder itself: export to another folder")
     generator = load_stylegan2_file(source, name=name)
     reference = dataset_statistics(
         options["data"], generator.resolution, progress=progress, max_images=fid_reference_num
