@@ -28,3 +28,24 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         temporary.write_text("half")
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
+
+
+def test_safetensors_files_are_the_same_bytes_from_any_process(tmp_path):
+    """The safetensors library orders metadata keys differently in each process; a file's sha256 names weights."""
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+
+    script = (
+        "import sys, torch; from facesteer.files import write_safetensors; "
+        "write_safetensors(sys.argv[1], {'b': torch.arange(6.0).reshape(2, 3), 'a': torch.ones(2, dtype=torch.int64)}, "
+        "{'format': 'x', 'config': '{}', 'card': 'café', 'seed': '1'})"
+    )
+    paths = [tmp_path / f"{i}.safetensors" for i in range(4)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    assert len({path.read_bytes() for path in paths}) == 1
+    with safe_open(str(paths[0]), framework="pt") as f:
+        assert f.metadata() == {"format": "x", "config": "{}", "card": "café", "seed": "1"}
+        assert f.get_tensor("b")[1, 2] == 5 and f.get_tensor("a").dtype.is_floating_point is False

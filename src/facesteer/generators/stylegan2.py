@@ -19,7 +19,7 @@ import torch
 
 from facesteer.checkpoints import PickledModule, describe_checkpoint, load_pickle
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path
+from facesteer.files import write_safetensors
 from facesteer.generators.base import gaussian_rows
 from facesteer.generators.style import StyleBasedGenerator
 from facesteer.generators.stylegan2_network import StyleGAN2Config, StyleGAN2Network
@@ -227,17 +227,12 @@ def save_safetensors(
     network: StyleGAN2Network, path: str | os.PathLike[str], half: bool = True, card: dict[str, Any] | None = None
 ) -> Path:
     """Write facesteer's own StyleGAN2 file: the state dict (fp16 by default) with the config as metadata."""
-    from safetensors.torch import save_file
-
     dtype = torch.float16 if half else torch.float32
     state = {k: v.detach().to(dtype).contiguous() for k, v in network.state_dict().items()}
     metadata = {"format": SAFETENSORS_FORMAT, "config": json.dumps(network.config.to_dict())}
     if card:
         metadata["card"] = json.dumps(card)
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        save_file(state, str(temporary), metadata=metadata)
-    return path
+    return write_safetensors(path, state, metadata)
 
 
 def from_safetensors(path: str | os.PathLike[str]) -> StyleGAN2Network:

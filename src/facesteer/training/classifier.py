@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
 from facesteer.attributes.convnet import images_to_input
-from facesteer.files import atomic_path, write_json
+from facesteer.files import atomic_path, write_json, write_safetensors
 
 
 def fit_classifier(
@@ -75,8 +74,7 @@ def save_classifier(
 ) -> None:
     """Write ``out`` (.safetensors, the card in its metadata), ``out.json`` and ``out.md``, each atomically."""
     out = Path(out)
-    with atomic_path(out) as temporary:
-        save_file(state, str(temporary), metadata={"card": json.dumps(card)})
+    write_safetensors(out, state, {"card": json.dumps(card)})
     write_json(out.with_suffix(".json"), card)
     with atomic_path(out.with_suffix(".md")) as temporary:
         temporary.write_text(markdown)

@@ -37,7 +37,7 @@ from facesteer.attributes.predictor import (
     images_to_tensor,
 )
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path, write_json
+from facesteer.files import atomic_path, write_json, write_safetensors
 from facesteer.generators import load_generator_for
 from facesteer.latents import LatentDataset
 from facesteer.stats import auroc
@@ -243,8 +243,6 @@ def save_predictor(network: AttributeNet, path: str | os.PathLike[str], card: di
     generator even without the card.
     """
 
-    from safetensors.torch import save_file
-
     path = Path(path)
     if GENERATOR_KEY not in card:
         card = {**card, GENERATOR_KEY: DEFAULT_PREDICTOR_GENERATOR}
@@ -254,8 +252,7 @@ def save_predictor(network: AttributeNet, path: str | os.PathLike[str], card: di
         if v.dtype.is_floating_point
     }
     state |= {k: v.detach().contiguous() for k, v in network.state_dict().items() if not v.dtype.is_floating_point}
-    with atomic_path(path) as temporary:
-        save_file(state, str(temporary), metadata={GENERATOR_KEY: str(card[GENERATOR_KEY])})
+    write_safetensors(path, state, {GENERATOR_KEY: str(card[GENERATOR_KEY])})
     write_json(path.with_suffix(".json"), card)
     with atomic_path(path.with_suffix(".md")) as temporary:
         temporary.write_text(model_card_markdown(card))
