@@ -94,6 +94,18 @@ def test_resumed_run_equals_uninterrupted_run(faces, tmp_path):
     assert [r["step"] for r in log] == [2, 4]
 
 
+def test_a_run_continued_to_more_kimg_equals_one_trained_there(faces, tmp_path):
+    """The average generator's ramp-up followed --kimg, which a resumed run may raise: G_ema differed."""
+    options = {"snapshot_kimg": 0.048}
+    Trainer(tiny_options(faces, kimg=0.096, **options), tmp_path / "straight", progress=False).train()
+    Trainer(tiny_options(faces, kimg=0.048, **options), tmp_path / "continued", progress=False).train()
+    Trainer(tiny_options(faces, kimg=0.096, **options), tmp_path / "continued", progress=False).train()
+    a = load_file(str(tmp_path / "straight" / "checkpoint.safetensors"))
+    b = load_file(str(tmp_path / "continued" / "checkpoint.safetensors"))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 def test_training_time_adds_up_across_resumes(faces, tmp_path):
     """The logged seconds are the training time of every session together, whatever the machine's speed: a fake
     clock that advances 2.5 s per reading stands in for the real one."""

@@ -70,6 +70,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
+#: the generator average's half-life grows as 5 % of the images seen, up to ``ema_kimg`` (stylegan2-ada-pytorch)
+EMA_RAMPUP = 0.05
+
+
 @dataclass
 class TrainingOptions:
     """What a run is made of; stored in OUT/training.json."""
@@ -254,9 +258,9 @@ class Trainer:
         stats["loss_G"] = g_loss.item()
 
         self.step += 1
-        ema_images = (
-            options.ema_kimg * 1000 * min(1.0, self.images_seen / (0.05 * 1000 * max(options.kimg, 1e-9)) + 1e-9)
-        )
+        # NVIDIA's ramp-up: the half-life is at most 5 % of the images seen so far (not of --kimg, which a resumed
+        # run may raise: the same steps must give the same average)
+        ema_images = min(options.ema_kimg * 1000, EMA_RAMPUP * self.images_seen)
         beta = 0.5 ** (options.batch_size / max(ema_images, 1e-8))
         with torch.no_grad():
             for ema, live in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
