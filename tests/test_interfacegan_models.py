@@ -66,3 +66,24 @@ def test_stylegan_pth_matches_interfacegan(variant, tmp_path):
         with torch.no_grad():
             images = generator.synthesize_tensor(torch.from_numpy(codes), space)
         assert float((images - torch.from_numpy(expected["image"])).abs().max()) <= 1e-4, space
+
+
+def test_commands_keep_the_files_own_truncation_unless_told(tmp_path, run):
+    """sample, edit and fid set psi 1 by default, so the same file drew other faces there than in generate."""
+    import json
+
+    from facesteer.generators import apply_truncation
+
+    with np.load(STYLEGAN_FIXTURE) as data:
+        prefix = "plain/state/"
+        state = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
+    path = tmp_path / "stylegan_small.pth"
+    torch.save(state, path)
+    result = run("sample", "-g", str(path), "--num", "4", "--scorer", "none", "--out", str(tmp_path / "run"), "-q")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())["generator"]
+    assert (manifest["truncation_psi"], manifest["truncation_cutoff"]) == (0.7, 3)  # the file's, not psi 1
+    generator = load_generator(str(path))
+    assert (apply_truncation(generator, 0.5).truncation_psi, generator.truncation_cutoff) == (0.5, 3)  # its layers
+    assert (apply_truncation(generator, 1.0).truncation_psi, generator.truncation_cutoff) == (1.0, None)
+    assert (apply_truncation(generator, None).truncation_psi, generator.truncation_cutoff) == (1.0, None)

@@ -20,7 +20,7 @@ from rich.table import Table
 from facesteer import modelfiles
 from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_workers, load_scorer
 from facesteer.errors import FacesteerError
-from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, load_generator
+from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, apply_truncation, load_generator
 from facesteer.images import image_grid, save_png
 
 if TYPE_CHECKING:  # imported inside serve and bot: the service loads the inversion models
@@ -42,6 +42,9 @@ ModelsOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
 ReferenceNumOption = typer.Option(
     None, "--reference-num", min=2, help="FID reference: this many images spread evenly over DATA (default: all)"
+)
+TruncationOption = typer.Option(
+    None, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs; default: the file's own, else 1)"
 )
 WorkersOption = typer.Option(default_workers(), "--workers", min=1, help="scorer processes (default: one per core)")
 CompileOption = typer.Option(
@@ -134,9 +137,10 @@ def generate(
     num: int = typer.Option(16, "--num", "-n", min=1, max=4096, help="number of faces"),
     seed: int = typer.Option(0, "--seed", min=0),
     columns: int | None = typer.Option(None, "--columns", min=1, help="faces per row (default: square grid)"),
+    truncation: float | None = TruncationOption,
 ) -> None:
     """Synthesize NUM random faces (rows 0..NUM-1 of SEED) and save them as one PNG grid."""
-    model = load_generator(generator)
+    model = apply_truncation(load_generator(generator), truncation)
     images = model.synthesize(model.sample_z(num, seed))
     save_png(out, image_grid(images, columns))
     console.print(f"wrote {num} faces from {model.name} (seed {seed}) to {out}")
@@ -154,7 +158,7 @@ def sample(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="images synthesized and scored at a time"),
     workers: int = WorkersOption,
     wp: bool = typer.Option(False, "--wp", help="also store W+ codes (style-based generators)"),
-    truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
+    truncation: float | None = TruncationOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     predictor_weights: Path | None = typer.Option(
         None, "--predictor-weights", help="--scorer predictor: weights from train-predictor (default: the packaged)"
@@ -167,7 +171,7 @@ def sample(
     from facesteer.latents import sample_dataset
 
     model = load_generator(generator)
-    model.set_truncation(truncation)
+    apply_truncation(model, truncation)
     scoring = (
         None if scorer == "none" else load_scorer(scorer, models, workers, predictor_weights, generator=model.name)
     )
@@ -485,7 +489,7 @@ def edit(
     steps: int = typer.Option(7, "--steps", min=1, max=32, help="columns after the original"),
     space: str | None = typer.Option(None, "--space", help="z, w or wp (default: the boundary's space)"),
     layers: tuple[int, int] | None = typer.Option(None, "--layers", help="wp only: edit layers FIRST..LAST"),
-    truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
+    truncation: float | None = TruncationOption,
 ) -> None:
     """Walk faces across a boundary, or along a discovered direction: rows = faces, columns = steps; the
     original is framed in red.
@@ -501,7 +505,7 @@ def edit(
     if (boundary is None) == (direction is None):
         raise FacesteerError("give either --boundary FILE or --direction NAME")
     model = load_generator(generator)
-    model.set_truncation(truncation)
+    apply_truncation(model, truncation)
     if boundary is not None:
         chosen_direction = Boundary.load(boundary)
         space = space or chosen_direction.space
@@ -1017,7 +1021,7 @@ def fid(
     generator: str = GeneratorOption,
     num: int = typer.Option(10_000, "--num", "-n", min=2, help="generated images"),
     seed: int = typer.Option(0, "--seed", min=0),
-    truncation: float = typer.Option(1.0, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs)"),
+    truncation: float | None = TruncationOption,
     cache: Path | None = typer.Option(None, "--cache", help="folder for dataset statistics (default ~/.cache)"),
     reference_num: int | None = ReferenceNumOption,
     as_json: bool = JsonOption,
@@ -1027,7 +1031,7 @@ def fid(
     from facesteer.fid import dataset_statistics, generator_fid, reference_size
 
     model = load_generator(generator)
-    model.set_truncation(truncation)
+    apply_truncation(model, truncation)
     reference = dataset_statistics(data, model.resolution, cache, progress=not as_json, max_images=reference_num)
     score = generator_fid(model, reference, num, seed, progress=not as_json)
     result = {

@@ -101,6 +101,14 @@ def load_generator_for(config: dict) -> Generator:
     return generator
 
 
+def apply_truncation(generator: Generator, psi: float | None) -> Generator:
+    """Set the truncation a command asked for: None keeps the generator's own (a file may carry one: InterFaceGAN's
+    StyleGAN, psi 0.7 on the first 8 layers); a psi below 1 keeps the file's cutoff, if any; 1 turns it off."""
+    if psi is not None:
+        generator.set_truncation(psi, getattr(generator, "truncation_cutoff", None) if psi != 1.0 else None)
+    return generator
+
+
 def file_generator_name(path: Path) -> str:
     """The name of a generator loaded from a file: its stem, or ``file:NAME`` when the stem is a registered
     name (a file called ``dcgan-digiface64.pt`` must not pass for the registered generator: boundaries, quality
@@ -151,4 +159,11 @@ def _load_generator_file(path: Path) -> Generator:
     )
 
 
-__all__ = ["DEFAULT_GENERATOR", "GENERATORS", "Generator", "load_generator", "load_generator_for"]
+__all__ = [
+    "DEFAULT_GENERATOR",
+    "GENERATORS",
+    "Generator",
+    "apply_truncation",
+    "load_generator",
+    "load_generator_for",
+]
