@@ -209,3 +209,28 @@ def test_dimension_mismatch_and_bad_files_are_refused(tmp_path, generator):
     np.save(tmp_path / "zero.npy", np.zeros((1, 4)))
     with pytest.raises(FacesteerError, match="zero"):
         Boundary.load(tmp_path / "zero.npy")
+
+
+class _MeanAndConstant:
+    """Two attributes: the image's mean brightness, and a constant."""
+
+    name, attributes = "mean-and-constant", ("brightness", "constant")
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        return np.stack([images.mean(axis=(1, 2, 3)), np.ones(len(images))], axis=1).astype(np.float32)
+
+    def config(self) -> dict:
+        return {"name": self.name, "attributes": list(self.attributes)}
+
+
+def test_training_every_boundary_is_all_or_none(generator, tmp_path):
+    """A constant attribute raised after the boundaries before it were written, and the ones after never were."""
+    from facesteer.latents import LatentDataset, sample_dataset
+    from facesteer.training.run_boundaries import train_all_boundaries
+
+    sample_dataset(generator, _MeanAndConstant(), tmp_path / "run", num=200, seed=0, progress=False)
+    with pytest.raises(FacesteerError, match=r"constant: all 200 scores are equal.*no boundary was written"):
+        train_all_boundaries(LatentDataset(tmp_path / "run"), tmp_path / "boundaries", ratio=0.1)
+    assert not (tmp_path / "boundaries").exists()
+    trained = train_all_boundaries(LatentDataset(tmp_path / "run"), tmp_path / "boundaries", ["brightness"], ratio=0.1)
+    assert set(trained) == {"brightness"} and (tmp_path / "boundaries" / "brightness.npy").is_file()

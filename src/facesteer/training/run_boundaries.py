@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from facesteer.boundaries import Boundary, train_boundary
+from facesteer.errors import FacesteerError
 from facesteer.latents import LatentDataset
 
 
@@ -75,10 +76,15 @@ def train_all_boundaries(
     split: float = 0.7,
     seed: int = 0,
 ) -> dict[str, Boundary]:
-    """Train and save one boundary per attribute of ``dataset`` at :func:`boundary_path` in ``out_dir``."""
+    """Train one boundary per attribute of ``dataset``, then save each at :func:`boundary_path` in ``out_dir``: all
+    or none (an attribute that cannot be trained, constant say, is named and nothing is written)."""
     boundaries = {}
     for attribute in attributes or dataset.attributes:
-        boundary = train_run_boundary(dataset, attribute, space=space, ratio=ratio, split=split, seed=seed)
+        try:
+            boundary = train_run_boundary(dataset, attribute, space=space, ratio=ratio, split=split, seed=seed)
+            boundaries[attribute] = boundary
+        except FacesteerError as error:
+            raise FacesteerError(f"{attribute}: {error} (no boundary was written)") from None
+    for attribute, boundary in boundaries.items():
         boundary.save(boundary_path(out_dir, attribute, space))
-        boundaries[attribute] = boundary
     return boundaries
