@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,6 +142,77 @@ def _build_failing(name, models, workers=1):
 
 def _build_dying(name, models, workers=1):
     return _DyingScorer()
+
+
+class _SleepyScorer:
+    name, attributes = "sleepy", ("x",)
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        import time
+
+        time.sleep(3600)  # a scorer stuck in a long chunk
+        return np.zeros((len(images), 1), np.float32)
+
+    def config(self) -> dict:
+        return {}
+
+
+def _build_sleepy(name, models, workers=1):
+    return _SleepyScorer()
+
+
+_SLEEPY_PARENT = """
+import os, signal, sys, threading
+import numpy as np
+from facesteer.attributes.parallel import ParallelScorer
+from tests.test_teachers import _build_sleepy
+scorer = ParallelScorer(_build_sleepy, "sleepy", None, 2)
+print(" ".join(str(pid) for pid in scorer._pool._processes), flush=True)
+if sys.argv[1] == "interrupt":  # Ctrl-C while the workers are busy: the script must end now, not in an hour
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        scorer.score(np.zeros((4, 8, 8, 3), np.uint8))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+else:
+    threading.Event().wait()  # until killed
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.split()[:2] == ["State:", "Z"] for line in status)  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_parallel_scorer_workers_end_with_their_parent_and_on_ctrl_c():
+    """ProcessPoolExecutor's workers outlived a parent killed outright (the sampler killed mid-run: 400 MB each)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = str(Path(__file__).parent.parent)
+    parent = subprocess.Popen([sys.executable, "-c", _SLEEPY_PARENT, "kill"], stdout=subprocess.PIPE, text=True,
+                              cwd=root)  # fmt: skip
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert workers  # (the executor starts its workers as tasks arrive: one has answered so far)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60  # (they end within a second; the margin is for a loaded machine)
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if not _gone(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
+
+    interrupted = subprocess.run([sys.executable, "-c", _SLEEPY_PARENT, "interrupt"], capture_output=True,
+                                 text=True, cwd=root, timeout=300)  # fmt: skip
+    assert "interrupted" in interrupted.stdout, interrupted.stderr
 
 
 def test_parallel_scorer_reports_a_worker_that_cannot_start_or_dies():

@@ -5,7 +5,9 @@ whatever the number of workers."""
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -20,8 +22,18 @@ _worker_scorer: AttributeScorer | None = None
 _worker_error: Exception | None = None
 
 
+def _exit_with_parent() -> None:
+    """Wait for the parent process to end, then end this worker: ProcessPoolExecutor's workers would otherwise
+    outlive a parent killed outright (SIGKILL, the out-of-memory killer), holding their memory for ever."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+
 def _start_worker(build: Callable[..., AttributeScorer], name: str, models: str | None) -> None:
     global _worker_scorer, _worker_error  # one scorer per worker process, built once
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
     try:
         _worker_scorer = build(name, models, workers=1)
     except Exception as error:  # raised by the first task, in the parent: a failing initializer would only be
@@ -47,7 +59,9 @@ class ParallelScorer:
     """A registered scorer replicated in ``workers`` processes (started with ``spawn``: safe beside torch).
 
     A scorer that cannot be built in the workers raises its own error here; a worker that dies (a crash in native
-    code, the kernel's out-of-memory killer) raises a FacesteerError instead of leaving the caller waiting.
+    code, the kernel's out-of-memory killer) raises a FacesteerError instead of leaving the caller waiting. An
+    exception while scoring (Ctrl-C) stops the workers at once rather than after the chunks already handed out, and
+    the workers end with their parent, however it ends.
 
     Args:
         build: ``load_scorer`` (passed in, so this module needs no registry): build(name, models, workers=1).
@@ -67,7 +81,7 @@ class ParallelScorer:
         try:
             self.attributes, self._config = self._wait(self._pool.submit(_describe))
         except BaseException:
-            self.close()
+            self.close(terminate=True)
             raise
 
     def config(self) -> dict[str, Any]:
@@ -81,24 +95,33 @@ class ParallelScorer:
         if self._pool is None:
             raise FacesteerError(f"the {self.name} scorer's worker processes are closed")
         pieces = np.array_split(images, min(len(images), self.workers * 4))
-        futures = [self._pool.submit(_score, piece) for piece in pieces]
-        return np.concatenate([self._wait(future) for future in futures])
+        try:
+            futures = [self._pool.submit(_score, piece) for piece in pieces]
+            return np.concatenate([self._wait(future) for future in futures])
+        except BaseException:
+            self.close(terminate=True)
+            raise
 
     def _wait(self, future: Future) -> Any:
         try:
             return future.result()
         except BrokenProcessPool:
-            self.close()
+            self.close(terminate=True)
             raise FacesteerError(f"a worker process of the {self.name} scorer died (a crash in native code, or out "
                                  "of memory): try --workers 1 to see its error") from None  # fmt: skip
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, terminate: bool = False) -> None:
+        """Shut the workers down; with ``terminate``, kill them first (work in flight is dropped, not awaited)."""
+        if self._pool is None:
+            return
+        if terminate:  # (the executor has no public way to stop running tasks before Python 3.14)
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 
     def __enter__(self) -> ParallelScorer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(terminate=kind is not None)
