@@ -53,6 +53,9 @@ def test_ends_that_share_a_score_are_refused():
     labels[:40] = 1  # enough of both: the ends hold one value each
     split = confident_split(labels, ratio=0.02, split=0.7)
     assert set(labels[[*split.train_positive, *split.validation_positive]]) == {1.0}
+    scores = np.arange(1000.0)
+    scores[497:503] = 499.5  # a few tied at the median of a continuous score, split between the ends at ratio 0.5
+    assert len(confident_split(scores, ratio=0.5, split=0.7).remaining) == 0
 
 
 def test_shuffle_is_seeded():

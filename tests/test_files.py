@@ -19,6 +19,11 @@ def test_atomic_writes_get_the_umasks_permissions_not_the_temporary_files(tmp_pa
     written = [write_json(tmp_path / "a.json", {"x": 1}), save_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))]
     for path in written:
         assert path.stat().st_mode & 0o777 == expected, oct(path.stat().st_mode)
+    os.umask(0o077)  # tightened after import (a daemon, say): the next file follows it
+    try:
+        assert write_json(tmp_path / "private.json", {}).stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(umask)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

@@ -39,6 +39,10 @@ class ConfidentSplit:
     remaining_labels: np.ndarray
 
 
+#: the share of an end the confident split lets hold a score the other end also holds
+MAX_TIED_SHARE = 0.05
+
+
 def chosen_count(num: int, ratio: float) -> int:
     """Samples taken at each end: ``int(num * ratio)`` for 0 < ratio <= 1, else ``int(ratio)``; <= num // 2."""
     if ratio <= 0:
@@ -61,8 +65,9 @@ def confident_split(
         scores: (N,) finite scores.
 
     Raises:
-        FacesteerError: constant scores, too few samples for the ratio and split, or ends that share a score (a
-            few distinct values, as labels have: samples of one score would be labelled both ways).
+        FacesteerError: constant scores, too few samples for the ratio and split, or ends that share a score
+            held by more than :data:`MAX_TIED_SHARE` of an end (a few distinct values, as labels have: samples of
+            one score would be labelled both ways; a handful tied at the median of a continuous score is fine).
     """
     if not 0 < split < 1:
         raise FacesteerError(f"split must be in (0, 1), got {split}")
@@ -80,11 +85,14 @@ def confident_split(
     positive, negative = order[:chosen].copy(), order[num - chosen :].copy()
     tied = scores[positive].min()
     if tied <= scores[negative].max():
-        above, below = int(np.sum(scores > tied)), int(np.sum(scores < tied))
-        raise FacesteerError(
-            f"the top and bottom {chosen} scores share the value {tied:g} ({above} samples score above it, {below} "
-            f"below): lower --ratio to at most {max(above, below)} samples per side"
-        )
+        mislabelled = min(np.sum(scores[positive] == tied), np.sum(scores[negative] == tied))
+        if mislabelled > MAX_TIED_SHARE * chosen:
+            above, below = int(np.sum(scores > tied)), int(np.sum(scores < tied))
+            raise FacesteerError(
+                f"the top and bottom {chosen} scores share the value {tied:g} ({above} samples score above it, "
+                f"{below} below): lower --ratio to at most {max(above, below)} samples per side (a ratio above 1 is "
+                "a count)"
+            )
     rng = np.random.default_rng(seed)
     rng.shuffle(positive)
     rng.shuffle(negative)

@@ -1039,7 +1039,7 @@ def fid(
         "data": str(data),
         "num": num,
         "seed": seed,
-        "truncation": truncation,
+        "truncation": getattr(model, "truncation_psi", 1.0),  # the file's own unless --truncation was given
         "reference_images": reference_size(data, reference_num),
         "fid": score,
     }
@@ -1047,7 +1047,7 @@ def fid(
         _print_json(result)
     else:
         console.print(
-            f"FID {score:.2f}  ({num:,} faces of {model.name}, seed {seed}, "
+            f"FID {score:.2f}  ({num:,} faces of {model.name}, seed {seed}, truncation {result['truncation']:g}, "
             f"vs {result['reference_images']:,} images of {data})"
         )
 

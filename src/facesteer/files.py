@@ -11,8 +11,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-_UMASK = os.umask(0o022)  # read once, at import (setting it is process-wide, so never while threads write)
-os.umask(_UMASK)
+
+def current_umask() -> int:
+    """The process's umask, read from /proc/self/status where there is one (setting it to read it, the only
+    portable way, would change it for every thread for a moment)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -20,7 +32,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, on failure delete it.
 
     Readers see the old file or the complete new one, never a partial write. Missing parent folders are
-    created. The file gets the permissions a plain ``open`` would give it (0666 less the umask), not the
+    created. The file gets the permissions a plain ``open`` would give a new file (0666 less the umask), not the
     temporary file's 0600.
     """
     path = Path(path)
@@ -30,7 +42,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
-        os.chmod(temporary, 0o666 & ~_UMASK)
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -118,7 +118,7 @@ def file_generator_name(path: Path) -> str:
 
 #: what a malformed checkpoint raises once it is past the file readers' own checks (a tensor of the wrong rank,
 #: a config of the wrong type, a missing key): reported as one line naming the file
-MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, AssertionError, RuntimeError, MemoryError)
+MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, AssertionError, RuntimeError)
 
 
 def load_generator_file(path: Path) -> Generator:

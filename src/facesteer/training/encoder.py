@@ -104,9 +104,6 @@ def train_encoder(
     wanted = {**options.identity(), "generator": generator.name, "data": str(data) if data else None}
     if out.exists() and not out.is_dir():
         raise FacesteerError(f"--out {out} is a file, not a folder")
-    if data is not None and options.latent_steps >= options.steps:
-        raise FacesteerError(f"photos are used from step {options.latent_steps} (--latent-steps) on, so with --steps "
-                             f"{options.steps} none would be: lower --latent-steps or leave --data out")  # fmt: skip
     if options_file.is_file():
         try:
             recorded = json.loads(options_file.read_text())
@@ -194,7 +191,7 @@ def train_encoder(
         "space": space,
         "steps": options.steps,
         "options": options.identity(),
-        "data": str(data) if data else None,
+        "data": str(data) if data and options.steps > options.latent_steps else None,  # photos used by these weights
         "command": f"facesteer train-encoder --generator {generator.name} --steps {options.steps} "
         f"--latent-steps {options.latent_steps} --batch-size {options.batch_size} "
         f"--real-per-step {options.real_per_step} --lr {options.learning_rate:g} --seed {options.seed}"

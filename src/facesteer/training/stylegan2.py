@@ -10,7 +10,7 @@ Everything lives in one output folder:
     OUT/checkpoint.safetensors   G, D, G_ema, both optimisers and the RNG state (written atomically)
     OUT/generator.safetensors    G_ema in facesteer's StyleGAN2 format (fp16): ``load_generator(path)``
     OUT/best.safetensors         the exported generator with the lowest FID so far
-    OUT/samples/kimgNNNNN.N.png   a fixed grid of faces at every snapshot
+    OUT/samples/kimgNNNNN.NNN.png   a fixed grid of faces at every snapshot
     OUT/log.jsonl                one line per snapshot: kimg, losses, FID, seconds
     OUT/training.json            data, options and architecture; a restart must match it
     OUT/data-RES.npy             the training images, resized once
