@@ -138,6 +138,8 @@ def test_a_first_run_that_fails_leaves_its_folder_reusable(faces, tmp_path):
         Trainer(tiny_options(tmp_path / "empty", kimg=0.008), tmp_path / "run", progress=False)
     with pytest.raises(FacesteerError, match="channels must give 1"):  # channel_base 8: 8 // 16 = 0 channels at 16 px
         Trainer(tiny_options(faces, kimg=0.008, channel_base=8), tmp_path / "run", progress=False)
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / ".data-16.npy.abc.tmp").write_bytes(b"cut short")  # a cache write killed midway
     Trainer(tiny_options(faces, kimg=0.008), tmp_path / "run", progress=False).train()  # the corrected command
     assert (tmp_path / "run" / "generator.safetensors").is_file()
     (tmp_path / "a-file").write_text("")

@@ -182,10 +182,16 @@ class Trainer:
                     f"{self.out} holds a run with other options ({', '.join(changed)}); use a new --out folder"
                 )
             return True
-        cache = self.out / f"data-{self.options.resolution}.npy"
-        if self.out.is_dir() and any(p != cache for p in self.out.iterdir()):
+        if not self.out.is_dir():
+            return False
+        # the data cache (or its temporary, if killed while writing it) of a first run that stopped before it began
+        cache = f"data-{self.options.resolution}.npy"
+        files = list(self.out.iterdir())
+        leftovers = [p for p in files if p.is_file() and (p.name == cache or p.name.startswith(f".{cache}."))]
+        if len(leftovers) < len(files):
             raise FacesteerError(f"{self.out} is not empty and holds no training run; use a new --out folder")
-        cache.unlink(missing_ok=True)  # read by a first run that stopped before it began: its --data may differ
+        for leftover in leftovers:  # its --data may differ from this run's
+            leftover.unlink()
         return False
 
     def _dataset(self) -> np.ndarray:
