@@ -297,12 +297,16 @@ def test_boundaries_become_a_named_direction_set(run, tmp_path):
     from facesteer.boundaries import Boundary
 
     for index, name in enumerate(["smile", "age"]):
-        Boundary(np.eye(1, 100, index, dtype=np.float32), name, "z", "dcgan-digiface64").save(tmp_path / f"{name}.npy")
+        conditions = ["gender"] if name == "age" else []  # a conditioned boundary keeps saying so in the set
+        Boundary(np.eye(1, 100, index, dtype=np.float32), name, "z", "dcgan-digiface64", conditions).save(
+            tmp_path / f"{name}.npy"
+        )
     result = run("discover", "boundaries", str(tmp_path / "smile.npy"), str(tmp_path / "age.npy"),
                  "--out", str(tmp_path / "set"), "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     found = Directions.load(tmp_path / "set")
     assert found.method == "interfacegan" and found.names == ["smile", "age"] and found.index("age") == 1
+    assert [source["conditions"] for source in found.info["boundaries"]] == [[], ["gender"]]
     Boundary(np.eye(1, 8, 0, dtype=np.float32), "pose", "w", "other").save(tmp_path / "pose.npy")
     one_line_error(run("discover", "boundaries", str(tmp_path / "smile.npy"), str(tmp_path / "pose.npy"),
                        "--out", str(tmp_path / "x")), "do not make one set")  # fmt: skip

@@ -123,8 +123,9 @@ class Directions:
                     f"{boundary.space} do not make one set"
                 )
         vectors = np.concatenate([b.normal for b in boundaries])
-        kept = ("run", "train_accuracy", "validation_accuracy", "all_accuracy", "counts", "ratio", "conditions")
-        sources = [{"attribute": b.attribute, **{k: b.info[k] for k in kept if k in b.info}} for b in boundaries]
+        kept = ("run", "train_accuracy", "validation_accuracy", "all_accuracy", "counts", "ratio")
+        sources = [{"attribute": b.attribute, "conditions": list(b.conditions),  # (the sidecar's, not in info)
+                    **{k: b.info[k] for k in kept if k in b.info}} for b in boundaries]  # fmt: skip
         return cls(vectors, "interfacegan", first.generator or "unknown", first.space,
                    names=[b.attribute for b in boundaries], info={"boundaries": sources})  # fmt: skip
 
