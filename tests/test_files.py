@@ -54,3 +54,22 @@ def test_safetensors_files_are_the_same_bytes_from_any_process(tmp_path):
     with safe_open(str(paths[0]), framework="pt") as f:
         assert f.metadata() == {"format": "x", "config": "{}", "card": "café", "seed": "1"}
         assert f.get_tensor("b")[1, 2] == 5 and f.get_tensor("a").dtype.is_floating_point is False
+
+
+def test_a_staged_folder_is_all_or_none(tmp_path):
+    """invert wrote its PNGs and generators one by one: a failure midway left new files beside old codes.npy."""
+    from facesteer.files import staged_folder
+
+    out = tmp_path / "inv"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"old a")
+    (out / "codes.npy").write_bytes(b"old codes")
+    with pytest.raises(RuntimeError), staged_folder(out) as staging:
+        (staging / "a.png").write_bytes(b"new a")
+        raise RuntimeError("disk full before codes.npy")
+    assert (out / "a.png").read_bytes() == b"old a" and sorted(p.name for p in tmp_path.iterdir()) == ["inv"]
+    with staged_folder(out) as staging:
+        (staging / "a.png").write_bytes(b"new a")
+        (staging / "codes.npy").write_bytes(b"new codes")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {"a.png": b"new a", "codes.npy": b"new codes"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inv"]

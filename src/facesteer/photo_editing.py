@@ -20,7 +20,7 @@ from facesteer.alignment import Aligner, Framing
 from facesteer.boundaries import Boundary
 from facesteer.editing import shift
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path, write_json
+from facesteer.files import atomic_path, staged_folder, write_json
 from facesteer.generators.base import Generator
 from facesteer.generators.stylegan2 import StyleGAN2Generator, save_safetensors
 from facesteer.images import image_grid, load_image, save_png
@@ -104,25 +104,26 @@ def save_inversion(
     summary: dict[str, Any],
 ) -> Path:
     """Write OUT/codes.npy (rows in ``paths`` order), OUT/STEM.png (aligned | reconstruction) per picture and
-    OUT/inversion.json (``summary`` plus the result's space and times); each file atomically. A ``pti`` result
+    OUT/inversion.json (``summary`` plus the result's space and times), all or none (:func:`staged_folder`: a
+    failure midway leaves a previous run's files as they were). A ``pti`` result
     also writes each picture's tuned generator, OUT/STEM.generator.safetensors (a facesteer StyleGAN2 file in
     fp32: ``load_generator(path).synthesize(codes[i:i+1], space)`` draws the reconstruction again, exactly)."""
-    out = Path(out)
     if result.generators is not None:
         check_tuned_saveable(result.generators[0])
-    for i, (path, original, rebuilt) in enumerate(zip(paths, aligned, result.reconstructions, strict=True)):
-        save_png(out / f"{Path(path).stem}.png", image_grid(np.stack([original, rebuilt]), columns=2))
-        if result.generators is not None:
-            tuned = result.generators[i]
-            assert isinstance(tuned, StyleGAN2Generator)  # (checked above)
-            save_safetensors(tuned.network, out / f"{Path(path).stem}.generator.safetensors", half=False)
-    with atomic_path(out / "codes.npy") as temporary, temporary.open("wb") as handle:
-        np.save(handle, result.codes)
-    write_json(out / "inversion.json", {**summary, "space": result.space, "pictures": [str(p) for p in paths],
-               "seconds": round(result.seconds, 3), "seconds_per_picture": round(result.seconds / len(paths), 3),
-               "final_loss": result.losses[-1] if result.losses else None,
-               "final_tuning_loss": result.tuning_losses[-1] if result.tuning_losses else None})  # fmt: skip
-    return out
+    with staged_folder(out) as staging:
+        for i, (path, original, rebuilt) in enumerate(zip(paths, aligned, result.reconstructions, strict=True)):
+            save_png(staging / f"{Path(path).stem}.png", image_grid(np.stack([original, rebuilt]), columns=2))
+            if result.generators is not None:
+                tuned = result.generators[i]
+                assert isinstance(tuned, StyleGAN2Generator)  # (checked above)
+                save_safetensors(tuned.network, staging / f"{Path(path).stem}.generator.safetensors", half=False)
+        with atomic_path(staging / "codes.npy") as temporary, temporary.open("wb") as handle:
+            np.save(handle, result.codes)
+        write_json(staging / "inversion.json", {**summary, "space": result.space, "pictures": [str(p) for p in paths],
+                   "seconds": round(result.seconds, 3), "seconds_per_picture": round(result.seconds / len(paths), 3),
+                   "final_loss": result.losses[-1] if result.losses else None,
+                   "final_tuning_loss": result.tuning_losses[-1] if result.tuning_losses else None})  # fmt: skip
+    return Path(out)
 
 
 def check_tuned_saveable(generator: Generator) -> None:
