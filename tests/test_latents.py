@@ -89,6 +89,25 @@ def test_a_different_run_is_refused_and_nothing_is_touched(generator, tmp_path):
     assert _files(out) == before
 
 
+def test_a_disk_too_small_for_the_arrays_is_refused_before_sampling(generator, tmp_path, monkeypatch):
+    """The arrays are preallocated sparse files: a disk filling up mid-run ended the process with SIGBUS."""
+    import errno
+    import os
+
+    reserved = []
+
+    def full_disk(fd, offset, length):
+        reserved.append(length)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full_disk)
+    with pytest.raises(FacesteerError, match=r"not enough disk space for .*z\.npy"):
+        sample_dataset(generator, None, tmp_path / "run", num=40, seed=0, chunk_size=16, progress=False)
+    assert reserved == [128 + 40 * generator.z_dim * 4]  # the whole array (header and rows), before any row
+    monkeypatch.undo()  # a retry once there is room starts the run afresh
+    assert sample_dataset(generator, None, tmp_path / "run", num=40, seed=0, chunk_size=16, progress=False).is_complete
+
+
 def test_a_damaged_run_is_one_line_not_a_traceback(generator, tmp_path):
     out = tmp_path / "run"
     sample_dataset(generator, None, out, num=40, seed=0, chunk_size=16, progress=False)

@@ -16,6 +16,7 @@ to an uninterrupted run. The manifest holds no timestamps for the same reason.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -139,6 +140,20 @@ class LatentDataset:
         if attribute not in self.attributes:
             raise FacesteerError(f"{self.root} has no attribute {attribute!r}; it has {', '.join(self.attributes)}")
         return scores[:, self.attributes.index(attribute)]
+
+
+def _reserve_disk(paths: list[Path]) -> None:
+    """Allocate the disk blocks of freshly preallocated arrays now: they are sparse files, and a disk that fills up
+    during the run would end the process with SIGBUS when a memory-mapped page is first written."""
+    for path in paths:
+        size = path.stat().st_size
+        with open(path, "r+b") as handle:
+            try:
+                os.posix_fallocate(handle.fileno(), 0, size)
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise FacesteerError(f"not enough disk space for {path} ({size / 2**20:.0f} MiB)") from None
+                # a filesystem that cannot reserve space (EOPNOTSUPP, EINVAL): write as before
 
 
 def _check_resumable(root: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
@@ -265,6 +280,8 @@ def sample_dataset(
             raise FacesteerError(
                 f"{arrays[key]} has shape {array.shape}, expected {shapes[key]}; the dataset is corrupt"
             )
+    if mode == "w+":
+        _reserve_disk(list(arrays.values()))
 
     with _progress(num, manifest["rows_complete"], progress) as bar:
         while manifest["rows_complete"] < num:
