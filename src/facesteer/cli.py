@@ -561,9 +561,10 @@ def invert(
     the generator's reconstructions (aligned | reconstruction PNGs); with --method pti also each picture's tuned
     generator (NAME.generator.safetensors)."""
     from facesteer.alignment import load_framing
+    from facesteer.files import check_out_folder
     from facesteer.inversion import encoder_for, resolve_recipe, resolve_tuning
     from facesteer.inversion import invert as invert_pictures
-    from facesteer.photo_editing import align_pictures, check_out_folder, check_outputs, save_inversion
+    from facesteer.photo_editing import align_pictures, check_outputs, save_inversion
 
     model = load_generator(generator)
     chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from facesteer.errors import FacesteerError
+
 
 def current_umask() -> int:
     """The process's umask, read from /proc/self/status where there is one (setting it to read it, the only
@@ -47,6 +49,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def check_out_folder(out: str | os.PathLike[str]) -> None:
+    """Refuse an output folder that is an existing file, before any work."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise FacesteerError(f"--out {out} is a file, not a folder")
+
+
+def copy_file(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Copy ``source`` over ``target`` atomically (:func:`atomic_path`): a reader never sees half a copy."""
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
+    return Path(target)
 
 
 @contextmanager

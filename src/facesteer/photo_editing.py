@@ -20,7 +20,7 @@ from facesteer.alignment import Aligner, Framing
 from facesteer.boundaries import Boundary
 from facesteer.editing import shift
 from facesteer.errors import FacesteerError
-from facesteer.files import atomic_path, staged_folder, write_json
+from facesteer.files import staged_folder, write_json
 from facesteer.generators.base import Generator
 from facesteer.generators.stylegan2 import StyleGAN2Generator, save_safetensors
 from facesteer.images import image_grid, load_image, save_png
@@ -117,8 +117,7 @@ def save_inversion(
                 tuned = result.generators[i]
                 assert isinstance(tuned, StyleGAN2Generator)  # (checked above)
                 save_safetensors(tuned.network, staging / f"{Path(path).stem}.generator.safetensors", half=False)
-        with atomic_path(staging / "codes.npy") as temporary, temporary.open("wb") as handle:
-            np.save(handle, result.codes)
+        np.save(staging / "codes.npy", result.codes)  # (the staging folder is what makes the set atomic)
         write_json(staging / "inversion.json", {**summary, "space": result.space, "pictures": [str(p) for p in paths],
                    "seconds": round(result.seconds, 3), "seconds_per_picture": round(result.seconds / len(paths), 3),
                    "final_loss": result.losses[-1] if result.losses else None,
@@ -132,12 +131,6 @@ def check_tuned_saveable(generator: Generator) -> None:
     if not isinstance(generator, StyleGAN2Generator):
         raise FacesteerError(f"invert --method pti writes tuned generators as StyleGAN2 files; {generator.name} is "
                              "not a StyleGAN2")  # fmt: skip
-
-
-def check_out_folder(out: str | os.PathLike[str]) -> None:
-    """Refuse an output folder that is an existing file, before any work."""
-    if Path(out).exists() and not Path(out).is_dir():
-        raise FacesteerError(f"--out {out} is a file, not a folder")
 
 
 def align_pictures(

@@ -48,7 +48,8 @@ def _scorer() -> AttributeScorer:
 
 
 def _describe() -> tuple[tuple[str, ...], dict[str, Any]]:
-    return tuple(_scorer().attributes), _scorer().config()
+    scorer = _scorer()
+    return tuple(scorer.attributes), scorer.config()
 
 
 def _score(images: np.ndarray) -> np.ndarray:

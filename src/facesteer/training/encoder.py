@@ -32,7 +32,7 @@ from tqdm import tqdm
 from facesteer.attributes.quality import QualityScorer, quality_weights
 from facesteer.datasets import list_images, load_images
 from facesteer.errors import FacesteerError
-from facesteer.files import write_json
+from facesteer.files import check_out_folder, write_json
 from facesteer.generators.base import Generator
 from facesteer.generators.ops import uint8_to_unit
 from facesteer.inversion.encoder import Encoder, encoder_space, save_encoder
@@ -102,8 +102,7 @@ def train_encoder(
     out = Path(out)
     options_file, checkpoint_file, log_file = out / "options.json", out / "checkpoint.safetensors", out / "log.jsonl"
     wanted = {**options.identity(), "generator": generator.name, "data": str(data) if data else None}
-    if out.exists() and not out.is_dir():
-        raise FacesteerError(f"--out {out} is a file, not a folder")
+    check_out_folder(out)
     if options_file.is_file():
         try:
             recorded = json.loads(options_file.read_text())

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -40,7 +39,7 @@ from tqdm import tqdm
 from facesteer.datasets import load_image_folder
 from facesteer.errors import FacesteerError
 from facesteer.fid import dataset_statistics, fid_of_generator, generator_fid, reference_size
-from facesteer.files import atomic_path, write_json
+from facesteer.files import atomic_path, check_out_folder, copy_file, write_json
 from facesteer.generators.base import to_uint8_images
 from facesteer.generators.ops import uint8_to_unit
 from facesteer.generators.stylegan2 import estimate_w_avg, load_stylegan2_file, save_safetensors
@@ -143,8 +142,7 @@ class Trainer:
         """
         self.options, self.out, self.progress, self.clock = options, Path(out), progress, clock
         self.device = torch.device(options.device)
-        if self.out.exists() and not self.out.is_dir():
-            raise FacesteerError(f"--out {self.out} is a file, not a folder")
+        check_out_folder(self.out)
         resumed = self._check_options()
         torch.manual_seed(options.seed)
         config = options.architecture()  # refused here (a zero-channel layer, say) before anything is written
@@ -350,8 +348,7 @@ class Trainer:
             record["fid"] = self.fid()
             if record["fid"] < self.best_fid:
                 self.best_fid = record["fid"]
-                with atomic_path(exported.with_name("best.safetensors")) as temporary:  # export-gan reads it first
-                    shutil.copyfile(exported, temporary)
+                copy_file(exported, exported.with_name("best.safetensors"))  # atomic: export-gan reads it first
         self.save_checkpoint()
         with open(self.out / "log.jsonl", "a") as log:
             log.write(json.dumps(record) + "\n")
@@ -408,6 +405,8 @@ def export_trained_generator(
     source = run / "best.safetensors" if (run / "best.safetensors").is_file() else run / "generator.safetensors"
     if not source.is_file():
         raise FacesteerError(f"{run} has no exported generator yet (run train-gan to a snapshot first)")
+    if out_dir.resolve() == run.resolve():
+        raise FacesteerError("--out-dir is the run folder itself: export to another folder")
     try:
         options = json.loads((run / "training.json").read_text())
         log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
@@ -415,8 +414,6 @@ def export_trained_generator(
         raise FacesteerError(f"{run} is not a complete training run ({error}): resume it with train-gan") from None
     if not log:
         raise FacesteerError(f"{run} has logged no snapshot yet: resume it with train-gan to the next snapshot")
-    if out_dir.resolve() == run.resolve():
-        raise FacesteerError("--out-dir is the run folder itself: export to another folder")
     generator = load_stylegan2_file(source, name=name)
     reference = dataset_statistics(
         options["data"], generator.resolution, progress=progress, max_images=fid_reference_num
@@ -439,8 +436,7 @@ def export_trained_generator(
         "parameters": sum(p.numel() for p in generator.network.parameters()),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / f"{name}.safetensors") as temporary:
-        shutil.copyfile(source, temporary)
+    copy_file(source, out_dir / f"{name}.safetensors")
     write_json(out_dir / f"{name}.json", card)
     with atomic_path(out_dir / f"{name}.md") as temporary:
         temporary.write_text(generator_card_markdown(card))
