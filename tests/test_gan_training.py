@@ -30,10 +30,11 @@ def faces(tmp_path_factory) -> Path:
     return folder
 
 
-def tiny_options(data: Path, kimg: float, **overrides) -> TrainingOptions:
+def tiny_options(data: Path | list[Path], kimg: float, **overrides) -> TrainingOptions:
     options = dict(
-        data=str(data), resolution=16, kimg=kimg, batch_size=4, channel_base=128, channel_max=16, z_dim=8, w_dim=8,
-        mapping_layers=2, snapshot_kimg=0.008, fid_num=0, r1_interval=2,
+        data=[str(d) for d in data] if isinstance(data, list) else str(data), resolution=16, kimg=kimg,
+        batch_size=4, channel_base=128, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2, snapshot_kimg=0.008,
+        fid_num=0, r1_interval=2,
     )  # fmt: skip
     return TrainingOptions(**(options | overrides))
 
@@ -165,6 +166,12 @@ def test_train_gan_cli(run, faces, tmp_path, monkeypatch):
     assert (out / "best.safetensors").is_file()
     one_line_error(run(*args[:-1], "--augment", "rotate"), "unknown --augment rotate")
     one_line_error(run(*args[:-1], "--resolution", "24"), "power of two")
+    one_line_error(run(*args[:-1], "--discriminator", "big"), "--discriminator must be one of")
+    projected = run(*args[:3], "--data", str(faces), *args[5:], "--discriminator", "projected", "--features",
+                    "alexnet", "--feature-resolution", "64", "--out", str(tmp_path / "two-folders"))  # fmt: skip
+    assert projected.returncode == 0, projected.stderr
+    stored = json.loads((tmp_path / "two-folders" / "training.json").read_text())
+    assert stored["data"] == [str(faces)] * 2 and stored["discriminator"] == "projected"
 
 
 def test_export_writes_weights_and_a_model_card(faces, tmp_path, monkeypatch):
@@ -185,3 +192,118 @@ def test_export_writes_weights_and_a_model_card(faces, tmp_path, monkeypatch):
     (tmp_path / "run" / "log.jsonl").unlink()  # killed between the export and the log line of its first snapshot
     with pytest.raises(FacesteerError, match="not a complete training run"):
         export_trained_generator(tmp_path / "run", "x", tmp_path / "ship", fid_num=3, progress=False)
+
+
+# ------------------------------------------------------------------------------------- projected discriminator
+
+
+def test_projected_run_resumes_exactly_and_checkpoints_no_trunk(faces, tmp_path):
+    """A run with both discriminators resumes to the same bytes; the frozen ImageNet trunk is read from its package,
+    never stored (it would add 56 MB to every checkpoint), and it does not move."""
+    options = {"discriminator": "both", "features": "vgg16"}
+    straight = Trainer(tiny_options(faces, kimg=0.016, **options), tmp_path / "straight", progress=False)
+    trunk_before = {k: v.clone() for k, v in straight.features.state_dict().items()}
+    straight.train()
+    Trainer(tiny_options(faces, kimg=0.008, **options), tmp_path / "resumed", progress=False).train()
+    Trainer(tiny_options(faces, kimg=0.016, **options), tmp_path / "resumed", progress=False).train()
+    a = load_file(str(tmp_path / "straight" / "checkpoint.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoint.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert any(k.startswith("P.heads.") for k in a) and any(k.startswith("opt_P.") for k in a)
+    assert any(k.startswith("D.") for k in a) and not any("features" in k for k in a)
+    for key, value in straight.features.state_dict().items():
+        assert torch.equal(value, trunk_before[key]), key
+    projections = {k: v for k, v in a.items() if k.startswith("P.projections.")}
+    fresh = Trainer(tiny_options(faces, kimg=0.016, **options), tmp_path / "other", progress=False)
+    for key, value in fresh.P.projections.state_dict().items():  # fixed: the seed's random projections, untrained
+        assert torch.equal(projections[f"P.projections.{key}"], value), key
+    log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert all("loss_P" in r and "loss_D" in r and r["cpu_seconds"] >= 0 for r in log)
+
+
+def test_projected_alone_trains_only_its_heads(faces, tmp_path):
+    trainer = Trainer(
+        tiny_options(faces, kimg=0.004, discriminator="projected", features="alexnet", feature_resolution=64),
+        tmp_path / "run",
+        progress=False,
+    )
+    assert trainer.D is None and trainer.opt_D is None
+    heads = {k: v.clone() for k, v in trainer.P.heads.state_dict().items()}
+    projections = {k: v.clone() for k, v in trainer.P.projections.state_dict().items()}
+    generator = [p.clone() for p in trainer.G.parameters()]
+    stats = trainer.train_step()
+    assert set(stats) == {"loss_P", "loss_G"}
+    assert any(not torch.equal(v, heads[k]) for k, v in trainer.P.heads.state_dict().items())
+    assert all(torch.equal(v, projections[k]) for k, v in trainer.P.projections.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(generator, trainer.G.parameters(), strict=True))
+
+
+def test_projected_logits_per_head():
+    from facesteer.training.projected import FeatureNetwork, ProjectedHeads, tap_sizes
+
+    features = FeatureNetwork("vgg16")
+    sizes = tap_sizes(features, 64)
+    assert sizes == (32, 16, 8)  # relu2_2, relu3_3, relu4_3 of a 64 px image
+    heads = ProjectedHeads(features.spec, sizes)
+    images = torch.rand(3, 3, 64, 64) * 2 - 1
+    assert heads(features(images)).shape == (3, 3 * 5 * 5)  # each head down to 8x8, then a 4x4 conv: 5x5 logits
+    images.requires_grad_(True)
+    heads(features(images)).sum().backward()  # the generator's gradient reaches the images through the trunk
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is None for p in features.parameters())
+
+
+def test_bf16_features_are_close_to_fp32():
+    from facesteer.training.projected import FeatureNetwork
+
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    full, half = FeatureNetwork("vgg16")(images), FeatureNetwork("vgg16", precision="bf16")(images)
+    for a, b in zip(full, half, strict=True):
+        assert b.dtype == torch.float32
+        assert (a - b).abs().mean() < 0.05 * a.abs().mean()
+
+
+def test_alexnet_is_pinned_and_converted(tmp_path):
+    from facesteer.perceptual import convert_alexnet, trunk_features
+
+    trunk = trunk_features("alexnet")
+    assert trunk[0].weight.shape == (64, 3, 11, 11) and trunk[10].weight.shape == (256, 256, 3, 3)
+    # ImageNet's first layer: oriented edge and colour filters, far from the random init's flat spectrum
+    assert trunk[0].weight.abs().mean() > 0.01 and not torch.equal(
+        trunk[0].weight, trunk_features("alexnet")[0].weight * 0
+    )
+    other = tmp_path / "alexnet.ckpt"
+    other.write_bytes(b"not it")
+    with pytest.raises(FacesteerError, match="sha256"):
+        convert_alexnet(other)
+
+
+def test_several_data_folders_and_a_run_from_before_them(faces, tmp_path):
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, dtype=np.uint8)).save(more / f"m{i}.png")
+    trainer = Trainer(tiny_options([faces, more], kimg=0.004), tmp_path / "two", progress=False)
+    assert len(trainer.images) == 11
+    assert json.loads((tmp_path / "two" / "training.json").read_text())["data"] == [str(faces), str(more)]
+    # a run folder written before --data took several folders and before the discriminator options
+    Trainer(tiny_options(faces, kimg=0.004), tmp_path / "old", progress=False).train()
+    stored = json.loads((tmp_path / "old" / "training.json").read_text())
+    stored["data"] = str(faces)
+    for name in ("discriminator", "features", "feature_resolution", "projected_lr"):
+        stored.pop(name)
+    (tmp_path / "old" / "training.json").write_text(json.dumps(stored))
+    assert Trainer(tiny_options(faces, kimg=0.008), tmp_path / "old", progress=False).step == 1
+    with pytest.raises(FacesteerError, match="other options \\(discriminator\\)"):
+        Trainer(tiny_options(faces, kimg=0.008, discriminator="both"), tmp_path / "old", progress=False)
+
+
+def test_discriminator_options_are_checked():
+    with pytest.raises(FacesteerError, match="--discriminator must be one of"):
+        TrainingOptions(data="x", discriminator="big")
+    with pytest.raises(FacesteerError, match="unknown feature network 'inception'"):
+        TrainingOptions(data="x", discriminator="projected", features="inception")
+    with pytest.raises(FacesteerError, match="--precision must be"):
+        TrainingOptions(data="x", precision="fp8")

@@ -913,7 +913,11 @@ def evaluate_predictor(
 
 @app.command("train-gan")
 def train_gan(
-    data: Path = typer.Option(..., "--data", help="folder of face images (resized to --resolution)"),
+    data: list[Path] = typer.Option(
+        ...,
+        "--data",
+        help="folder of face images (resized to --resolution); repeat it to train on several folders together",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="run folder; running again resumes from its checkpoint"),
     resolution: int = typer.Option(64, "--resolution", min=8, help="image size (a power of two)"),
     kimg: float = typer.Option(1000.0, "--kimg", min=0.001, help="train until this many thousand images"),
@@ -926,16 +930,27 @@ def train_gan(
     mapping_layers: int = typer.Option(8, "--mapping-layers", min=1),
     r1_gamma: float = typer.Option(0.05, "--r1-gamma", min=0.0),
     augment: str = typer.Option("color,translation,cutout", "--augment", help="DiffAugment policy or 'none'"),
+    discriminator: str = typer.Option(
+        "stylegan2", "--discriminator", help="stylegan2, projected (over a frozen ImageNet network) or both"
+    ),
+    features: str = typer.Option("vgg16", "--features", help="the projected discriminator's network: vgg16, alexnet"),
+    feature_resolution: int | None = typer.Option(
+        None, "--feature-resolution", min=16, help="resize images to this before the feature network (default: as is)"
+    ),
+    projected_lr: float = typer.Option(0.002, "--projected-lr", min=0.0, help="learning rate of the projected heads"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 for the frozen feature network"),
     snapshot_kimg: float = typer.Option(10.0, "--snapshot-kimg", min=0.001, help="samples, FID and checkpoint"),
     fid_num: int = typer.Option(2000, "--fid-num", min=0, help="generated images per snapshot FID (0 = none)"),
+    reference_num: int | None = ReferenceNumOption,
     device: str = typer.Option("auto", "--device", help="auto (cuda if available), cpu or cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Train a StyleGAN2 on the faces in DATA (DiffAugment, lazy R1, EMA generator), resumable."""
+    """Train a StyleGAN2 on the faces in DATA (DiffAugment, EMA generator), resumable; judged by StyleGAN2's
+    discriminator (lazy R1), a projected one over frozen ImageNet features, or both."""
     from facesteer.training.stylegan2 import Trainer, TrainingOptions, parse_augment_policy
 
     options = TrainingOptions(
-        data=str(data.resolve()),
+        data=tuple(str(folder.resolve()) for folder in data),
         resolution=resolution,
         kimg=kimg,
         batch_size=batch_size,
@@ -947,8 +962,14 @@ def train_gan(
         mapping_layers=mapping_layers,
         r1_gamma=r1_gamma,
         augment=parse_augment_policy(augment),
+        discriminator=discriminator,
+        features=features,
+        feature_resolution=feature_resolution,
+        projected_lr=projected_lr,
+        precision=precision,
         snapshot_kimg=snapshot_kimg,
         fid_num=fid_num,
+        fid_reference_num=reference_num,
         device=device,
     )
     trainer = Trainer(options, out, progress=not quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def list_images_in(folders: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Image files of one folder or of several, each folder's sorted by name, in the order the folders are given."""
+    folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+    if not folders:
+        raise FacesteerError("no image folder given")
+    return [path for folder in folders for path in list_images(folder)]
+
+
+def folders_name(folders: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> str:
+    """``a`` or ``a+b``: the folders' names, for file names and messages."""
+    folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+    return "+".join(Path(folder).name for folder in folders)
+
+
 def utkface_faces(folder: str | os.PathLike[str]) -> list[LabelledFace]:
     """All UTKFace photos in ``folder`` whose file names carry well-formed labels, sorted by name."""
     faces = []
@@ -55,10 +70,13 @@ def evenly_spaced(paths: list[Path], count: int | None) -> list[Path]:
 
 
 def load_image_folder(
-    folder: str | os.PathLike[str], resolution: int, limit: int | None = None, progress: bool = True
+    folder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    resolution: int,
+    limit: int | None = None,
+    progress: bool = True,
 ) -> np.ndarray:
-    """Every image in ``folder`` (sorted by name; the first ``limit`` if given), as RGB resized to
-    ``resolution`` x ``resolution``; see :func:`load_images`.
+    """Every image in ``folder`` (sorted by name; several folders one after the other; the first ``limit`` if
+    given), as RGB resized to ``resolution`` x ``resolution``; see :func:`load_images`.
 
     Returns:
         uint8 array (N, resolution, resolution, 3).
@@ -66,10 +84,10 @@ def load_image_folder(
     Raises:
         FacesteerError: missing or empty folder, or an unreadable image (named).
     """
-    paths = list_images(folder)[:limit]
+    paths = list_images_in(folder)[:limit]
     if not paths:
         raise FacesteerError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return load_images(paths, resolution, progress, desc=f"reading {Path(folder).name}")
+    return load_images(paths, resolution, progress, desc=f"reading {folders_name(folder)}")
 
 
 def load_images(paths: list[Path], resolution: int, progress: bool = True, desc: str = "reading") -> np.ndarray:

