@@ -1,0 +1,162 @@
+"""GAN training recipes side by side: FID and the dlib face-space distance against CPU-hours, same seed.
+
+Each recipe is a `train-gan` run in RUNS/NAME, trained in steps of --snapshot-kimg until its training steps
+have used --cpu-hours of CPU time (all threads; snapshots and FID left out), then every snapshot's generator is
+measured the same way:
+
+- FID: --num faces (seed 0) against --reference-num photos spread evenly over the training folders;
+- dlib: the Fréchet distance of the same faces' dlib descriptors to --real-num photos', precision and recall
+  (k = 3) in dlib's and Inception's spaces, and the share of faces dlib finds against the photos' own.
+
+Everything resumes: running the command again continues the runs and measures only new snapshots (kept in
+RUNS/NAME/quality.jsonl). It prints one line per snapshot and a table of each recipe's last one, and plots the
+curves to --plot.
+
+    python bench/gan_training.py --recipes stylegan2,projected-vgg16 --cpu-hours 1
+    python bench/gan_training.py --recipes stylegan2,projected-vgg16 --measure-only   # no more training
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from facesteer.attributes.identity import IdentityEmbedder
+from facesteer.evaluation.generative import Embeddings, generator_images, quality, real_images
+from facesteer.fid import dataset_statistics, frechet_distance
+from facesteer.generators.stylegan2 import load_stylegan2_file
+from facesteer.training.stylegan2 import Trainer, TrainingOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+UTKFACE = (str(DATA / "utkface-crop-part1"), str(DATA / "utkface-crop-more"))
+
+#: what every recipe shares: today's shipped recipe on both UTKFace folders, with a wider generator
+BASE = dict(
+    data=UTKFACE, resolution=64, batch_size=32, seed=0, channel_base=2048, channel_max=256, z_dim=128, w_dim=128,
+    r1_gamma=0.05, fid_num=0, precision="bf16",
+)  # fmt: skip
+RECIPES: dict[str, dict] = {
+    "stylegan2": {},
+    "projected-vgg16": {"discriminator": "projected", "features": "vgg16"},
+    "projected-alexnet": {"discriminator": "projected", "features": "alexnet", "feature_resolution": 128},
+    "both-vgg16": {"discriminator": "both", "features": "vgg16"},
+    "stylegan2-narrow": {"channel_base": 1024, "channel_max": 128},  # today's shipped width
+}
+
+
+def train(name: str, runs: Path, cpu_hours: float, snapshot_kimg: float) -> Trainer:
+    options = TrainingOptions(**(BASE | RECIPES[name]), snapshot_kimg=snapshot_kimg)
+    trainer = Trainer(options, runs / name)
+    while trainer.cpu_seconds < cpu_hours * 3600:
+        trainer.options.kimg = round(trainer.images_seen / 1000 + snapshot_kimg, 3)
+        trainer.train()
+    return trainer
+
+
+def real_embeddings(runs: Path, num: int, embedder: IdentityEmbedder) -> Embeddings:
+    cache = runs / f"real-{num}.npz"
+    if cache.is_file():
+        with np.load(cache) as saved:
+            return Embeddings(faces=saved["faces"], inception=saved["inception"])
+    embeddings = Embeddings.of(real_images(UTKFACE, 64, num), embedder)
+    np.savez(cache, faces=embeddings.faces, inception=embeddings.inception)
+    return embeddings
+
+
+def measure(name: str, runs: Path, args: argparse.Namespace, real: Embeddings, embedder: IdentityEmbedder) -> list:
+    folder = runs / name
+    done_path = folder / "quality.jsonl"
+    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.is_file() else []
+    log = {round(r["kimg"], 3): r for r in map(json.loads, (folder / "log.jsonl").read_text().splitlines())}
+    reference = dataset_statistics(UTKFACE, 64, max_images=args.reference_num, progress=False)
+    for path in sorted((folder / "snapshots").glob("kimg*.safetensors")):
+        kimg = float(path.stem.removeprefix("kimg"))
+        if any(r["kimg"] == kimg for r in done) or kimg not in log:
+            continue
+        generated = Embeddings.of(generator_images(load_stylegan2_file(path), args.num), embedder)
+        mu, sigma = generated.inception.mean(axis=0), np.cov(generated.inception, rowvar=False)
+        record = {
+            "recipe": name,
+            "kimg": kimg,
+            "cpu_hours": log[kimg]["cpu_seconds"] / 3600,
+            "fid": frechet_distance(mu, sigma, *reference),
+            **quality(real, generated),
+        }
+        done.append(record)
+        with open(done_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(
+            f"{name:18s} kimg {kimg:7.1f}  CPU-h {record['cpu_hours']:5.2f}  FID {record['fid']:6.1f}  "
+            f"dlib {record['dlib_frechet']:.3f}  P/R dlib {record['dlib_precision']:.2f}/{record['dlib_recall']:.2f} "
+            f"incep {record['inception_precision']:.2f}/{record['inception_recall']:.2f}  "
+            f"faces {record['faces_found']:.2f} (photos {record['real_faces_found']:.2f})",
+            flush=True,
+        )
+    return sorted(done, key=lambda r: r["kimg"])
+
+
+def plot(curves: dict[str, list], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, records in curves.items():
+        hours = [r["cpu_hours"] for r in records]
+        axes[0].plot(hours, [r["fid"] for r in records], marker="o", label=name)
+        axes[1].plot(hours, [r["dlib_frechet"] for r in records], marker="o", label=name)
+    for axis, label in zip(axes, ("FID (Inception)", "Fréchet distance in dlib's face space"), strict=True):
+        axis.set_xlabel("CPU-hours of training steps")
+        axis.set_ylabel(label)
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.suptitle("GAN training recipes on UTKFace (64 px, both folders, seed 0)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", default="stylegan2,projected-vgg16", help=f"from {', '.join(RECIPES)}")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "gan-bench")
+    parser.add_argument("--cpu-hours", type=float, default=1.0, help="train each recipe to this much CPU time")
+    parser.add_argument("--snapshot-kimg", type=float, default=10.0)
+    parser.add_argument("--measure-only", action="store_true", help="measure the snapshots there, train no more")
+    parser.add_argument("--num", type=int, default=1000, help="generated faces per measurement")
+    parser.add_argument("--real-num", type=int, default=1000, help="photos for the dlib and precision/recall sets")
+    parser.add_argument("--reference-num", type=int, default=5000, help="photos for FID's reference statistics")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "gan_training.png")
+    args = parser.parse_args()
+    names = args.recipes.split(",")
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        sys.exit(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    print(f"# {platform.processor() or platform.machine()}, base recipe: {json.dumps(BASE | {'data': 'utkface'})}")
+    if not args.measure_only:
+        for name in names:
+            train(name, args.runs, args.cpu_hours, args.snapshot_kimg)
+    embedder = IdentityEmbedder()
+    real = real_embeddings(args.runs, args.real_num, embedder)
+    curves = {name: measure(name, args.runs, args, real, embedder) for name in names}
+    print("\n| recipe | kimg | CPU-hours | FID | dlib Fréchet | P/R dlib | P/R Inception | faces found |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, records in curves.items():
+        if records:
+            r = records[-1]
+            print(f"| {name} | {r['kimg']:.0f} | {r['cpu_hours']:.2f} | {r['fid']:.1f} | {r['dlib_frechet']:.3f} | "
+                  f"{r['dlib_precision']:.2f} / {r['dlib_recall']:.2f} | {r['inception_precision']:.2f} / "
+                  f"{r['inception_recall']:.2f} | {r['faces_found']:.2f} ({r['real_faces_found']:.2f}) |")  # fmt: skip
+    plot(curves, args.plot)
+    print(f"curves: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
