@@ -307,3 +307,27 @@ def test_discriminator_options_are_checked():
         TrainingOptions(data="x", discriminator="projected", features="inception")
     with pytest.raises(FacesteerError, match="--precision must be"):
         TrainingOptions(data="x", precision="fp8")
+
+
+def test_a_run_resumes_from_its_portable_file_alone(faces, tmp_path):
+    """What a run commits to move machines: fp16 networks and the RNG, no optimiser state (a warm restart)."""
+    options = {"discriminator": "both", "features": "alexnet", "feature_resolution": 32}
+    first = Trainer(tiny_options(faces, kimg=0.008, **options), tmp_path / "run", progress=False)
+    first.train()
+    portable = load_file(str(tmp_path / "run" / "portable.safetensors"))
+    full = load_file(str(tmp_path / "run" / "checkpoint.safetensors"))
+    assert not any(k.startswith("opt_") for k in portable)
+    assert {k for k in full if not k.startswith("opt_")} == set(portable)
+    assert all(v.dtype != torch.float32 for v in portable.values())
+    size = lambda tensors: sum(v.numel() * v.element_size() for v in tensors.values())  # noqa: E731
+    assert size(portable) < size(full) / 2  # fp16, no moments (the frozen projections have none)
+    (tmp_path / "run" / "checkpoint.safetensors").unlink()
+    for cache in (tmp_path / "run").glob("data-*.npy"):
+        cache.unlink()
+    moved = Trainer(tiny_options(faces, kimg=0.016, **options), tmp_path / "run", progress=False)
+    assert moved.step == first.step == 2 and moved.opt_G.state_dict()["state"] == {}
+    for live, saved in zip(moved.G.parameters(), first.G.parameters(), strict=True):
+        assert torch.equal(live, saved.half().float())
+    assert torch.equal(moved.rng.get_state(), first.rng.get_state())
+    moved.train()
+    assert moved.step == 4 and (tmp_path / "run" / "checkpoint.safetensors").is_file()

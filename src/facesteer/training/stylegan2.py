@@ -8,6 +8,9 @@ regularisation is left out (NVIDIA's small-data configurations also run without 
 Everything lives in one output folder:
 
     OUT/checkpoint.safetensors   G, D, G_ema, both optimisers and the RNG state (written atomically)
+    OUT/portable.safetensors     the networks in fp16 and the RNG state, no optimiser: about a sixth of the
+                                 checkpoint, small enough to commit; a run folder holding it instead of the
+                                 checkpoint (with training.json and log.jsonl) resumes with fresh optimisers
     OUT/generator.safetensors    G_ema in facesteer's StyleGAN2 format (fp16): ``load_generator(path)``
     OUT/best.safetensors         the exported generator with the lowest FID so far
     OUT/snapshots/kimgNNNNN.NNN.safetensors   the exported generator of every snapshot (for curves drawn later)
@@ -375,16 +378,31 @@ class Trainer:
         return {name: optimizer for name, optimizer in optimizers.items() if optimizer is not None}
 
     def save_checkpoint(self) -> None:
-        metadata = {"step": str(self.step), "best_fid": str(self.best_fid), "seconds": str(self.seconds),
-                    "cpu_seconds": str(self.cpu_seconds)}  # fmt: skip
-        write_checkpoint(self.out / "checkpoint.safetensors", self._tensors(), metadata)
+        write_checkpoint(self.out / "checkpoint.safetensors", self._tensors(), self._counters())
+        self.save_portable()
+
+    def save_portable(self) -> None:
+        """OUT/portable.safetensors: what a warm restart on another machine needs (the networks in fp16, the RNG
+        state, the counters), without the optimisers' moments."""
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in state_tensors(self._modules(), {}).items()}
+        tensors["rng"] = self.rng.get_state()
+        write_checkpoint(self.out / "portable.safetensors", tensors, self._counters())
+
+    def _counters(self) -> dict[str, str]:
+        return {"step": str(self.step), "best_fid": str(self.best_fid), "seconds": str(self.seconds),
+                "cpu_seconds": str(self.cpu_seconds)}  # fmt: skip
 
     def _resume(self) -> None:
+        """From OUT/checkpoint.safetensors, exactly; else from OUT/portable.safetensors, with fresh optimisers."""
         path = self.out / "checkpoint.safetensors"
-        if not path.is_file():
-            return
+        portable = not path.is_file()
+        if portable:
+            path = self.out / "portable.safetensors"
+            if not path.is_file():
+                return
         tensors, metadata = read_checkpoint(path)
-        restore_state(tensors, self._modules(), self._optimizers(), self.device)
+        tensors = {k: v.float() if v.dtype == torch.float16 else v for k, v in tensors.items()}
+        restore_state(tensors, self._modules(), {} if portable else self._optimizers(), self.device)
         self.rng.set_state(tensors["rng"])
         self.step = int(metadata["step"])
         self.best_fid = float(metadata["best_fid"])
