@@ -39,13 +39,15 @@ UTKFACE = (str(DATA / "utkface-crop-part1"), str(DATA / "utkface-crop-more"))
 #: what every recipe shares: today's shipped recipe on both UTKFace folders, with a wider generator
 BASE = dict(
     data=UTKFACE, resolution=64, batch_size=32, seed=0, channel_base=2048, channel_max=256, z_dim=128, w_dim=128,
-    r1_gamma=0.05, fid_num=0, precision="bf16",
+    r1_gamma=0.05, fid_num=0,
 )  # fmt: skip
+BF16 = {"precision": "bf16"}
 RECIPES: dict[str, dict] = {
     "stylegan2": {},
-    "projected-vgg16": {"discriminator": "projected", "features": "vgg16"},
-    "projected-alexnet": {"discriminator": "projected", "features": "alexnet", "feature_resolution": 128},
-    "both-vgg16": {"discriminator": "both", "features": "vgg16"},
+    "stylegan2-bf16": BF16,
+    "projected-vgg16-bf16": {"discriminator": "projected", "features": "vgg16", **BF16},
+    "projected-alexnet-bf16": {"discriminator": "projected", "features": "alexnet", "feature_resolution": 128, **BF16},
+    "both-vgg16-bf16": {"discriminator": "both", "features": "vgg16", **BF16},
     "stylegan2-narrow": {"channel_base": 1024, "channel_max": 128},  # today's shipped width
 }
 

@@ -331,3 +331,20 @@ def test_a_run_resumes_from_its_portable_file_alone(faces, tmp_path):
     assert torch.equal(moved.rng.get_state(), first.rng.get_state())
     moved.train()
     assert moved.step == 4 and (tmp_path / "run" / "checkpoint.safetensors").is_file()
+
+
+def test_bf16_autocast_trains_float32_weights(faces, tmp_path):
+    """--precision bf16 runs the forward passes in bfloat16; the weights, moments and average stay float32, and it
+    is deterministic."""
+    runs = [
+        Trainer(tiny_options(faces, kimg=0.008, precision=p), tmp_path / p, progress=False) for p in ("fp32", "bf16")
+    ]
+    for trainer in runs:
+        trainer.train()
+    again = Trainer(tiny_options(faces, kimg=0.008, precision="bf16"), tmp_path / "again", progress=False)
+    again.train()
+    fp32, bf16 = (load_file(str(tmp_path / p / "checkpoint.safetensors")) for p in ("fp32", "bf16"))
+    assert all(v.dtype != torch.bfloat16 for v in bf16.values())
+    assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32 if k.startswith("G."))
+    repeated = load_file(str(tmp_path / "again" / "checkpoint.safetensors"))
+    assert all(torch.equal(repeated[k], v) for k, v in bf16.items())

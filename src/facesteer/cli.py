@@ -938,7 +938,9 @@ def train_gan(
         None, "--feature-resolution", min=16, help="resize images to this before the feature network (default: as is)"
     ),
     projected_lr: float = typer.Option(0.002, "--projected-lr", min=0.0, help="learning rate of the projected heads"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 for the frozen feature network"),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32, or bf16: forward passes under bfloat16 autocast (fast with AVX-512 BF16)"
+    ),
     snapshot_kimg: float = typer.Option(10.0, "--snapshot-kimg", min=0.001, help="samples, FID and checkpoint"),
     fid_num: int = typer.Option(2000, "--fid-num", min=0, help="generated images per snapshot FID (0 = none)"),
     reference_num: int | None = ReferenceNumOption,

@@ -158,7 +158,7 @@ class TrainingOptions:
     def identity(self) -> dict[str, Any]:
         """The options a resumed run must share (everything but length, snapshots, FID sizes and device)."""
         keep = asdict(self)
-        # precision (of the frozen feature network) is left out too: a run resumed on a CPU without bfloat16 may
+        # precision is left out too: a run resumed on a CPU without fast bfloat16 may
         # continue in float32
         for name in ("kimg", "snapshot_kimg", "fid_num", "fid_reference_num", "precision", "device"):
             keep.pop(name)
@@ -294,6 +294,11 @@ class Trainer:
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         return diff_augment(images, self.rng, self.options.augment) if self.options.augment else images
 
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 autocast for the forward passes with ``precision="bf16"`` (weights, optimisers, losses, R1 and
+        the average stay float32); a no-op with ``fp32``."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16")
+
     def _train_discriminators(self, on: bool) -> None:
         """Gradients on for the discriminators' trainable weights (StyleGAN2's; the projected one's heads), or off."""
         if self.D is not None:
@@ -309,12 +314,14 @@ class Trainer:
         self.G.requires_grad_(False)
         self._train_discriminators(True)
         reals = self._reals()
-        with torch.no_grad():
-            fakes = self._fakes()
+        with torch.no_grad(), self._autocast():
+            fakes = self._fakes().float()
         stats: dict[str, float] = {}
         d_loss = torch.zeros((), device=self.device)
         if self.D is not None:
-            d_loss = F.softplus(self.D(self._augment(fakes))).mean() + F.softplus(-self.D(self._augment(reals))).mean()
+            with self._autocast():
+                fake_logits, real_logits = self.D(self._augment(fakes)).float(), self.D(self._augment(reals)).float()
+            d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
             stats["loss_D"] = d_loss.item()
             if self.step % options.r1_interval == 0:
                 reals = reals.detach().requires_grad_(True)
@@ -325,7 +332,8 @@ class Trainer:
         if self.P is not None:
             with torch.no_grad():  # the trunk is frozen: only the heads learn
                 real_maps, fake_maps = self.features(self._augment(reals.detach())), self.features(self._augment(fakes))
-            p_loss = hinge_d_loss(self.P(real_maps), self.P(fake_maps))
+            with self._autocast():
+                p_loss = hinge_d_loss(self.P(real_maps).float(), self.P(fake_maps).float())
             stats["loss_P"] = p_loss.item()
             d_loss = d_loss + p_loss
         for optimizer in (self.opt_D, self.opt_P):
@@ -338,12 +346,13 @@ class Trainer:
 
         self.G.requires_grad_(True)
         self._train_discriminators(False)
-        fakes = self._fakes()
         g_loss = torch.zeros((), device=self.device)
-        if self.D is not None:
-            g_loss = g_loss + F.softplus(-self.D(self._augment(fakes))).mean()
-        if self.P is not None:
-            g_loss = g_loss + hinge_g_loss(self.P(self.features(self._augment(fakes))))
+        with self._autocast():
+            fakes = self._fakes().float()
+            if self.D is not None:
+                g_loss = g_loss + F.softplus(-self.D(self._augment(fakes)).float()).mean()
+            if self.P is not None:
+                g_loss = g_loss + hinge_g_loss(self.P(self.features(self._augment(fakes))).float())
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_G.step()
