@@ -413,3 +413,108 @@ def test_a_malformed_torch_checkpoint_is_one_line(tmp_path, run, checkpoint):
     torch.save(checkpoint, path)
     result = run("generate", "-g", str(path), "--num", "1", "--out", str(tmp_path / "x.png"))
     one_line_error(result, "g.pt")
+
+
+# --- small files that asked for gigabytes (issue: bound every input's memory and time) -----------------------
+
+
+def test_bytearray_is_not_a_global_a_pickle_may_build(tmp_path):
+    """A 34-byte pickle built bytearray(3 GiB): the restricted unpickler allowed builtins.bytearray."""
+    path = tmp_path / "forged.pkl"
+    path.write_bytes(_pickle_bytes(b"cbuiltins\nbytearray\nK\x0a\x85R"))  # bytearray(10): the size is no matter
+    with pytest.raises(FacesteerError, match=r"refusing to load .*builtins\.bytearray"):
+        load_pickle(path)
+
+
+def test_copyreg_reconstructor_only_rebuilds_plain_objects_and_dicts(tmp_path):
+    """copyreg._reconstructor(cls, base, state) calls base.__new__(cls, state): any allowed base with a size."""
+    path = tmp_path / "forged.pkl"
+    # _reconstructor(OrderedDict, list, [1, 2])
+    reconstruct = call(global_("copyreg", "_reconstructor"), global_("collections", "OrderedDict"),
+                       global_("builtins", "list"), value([1, 2]))  # fmt: skip
+    path.write_bytes(_pickle_bytes(reconstruct))
+    with pytest.raises(FacesteerError, match="only object or dict"):
+        load_pickle(path)
+    path.write_bytes(pickle.dumps(collections.OrderedDict(a=1), protocol=0))  # how protocol 0 pickles a dict subclass
+    assert load_pickle(path) == {"a": 1}
+
+
+def _rewritten_archive(source: Path, target: Path, compression: int, replace: dict[str, bytes] | None = None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", compression=compression) as new:
+        for info in old.infolist():
+            data = (replace or {}).get(info.filename.rsplit("/", 1)[-1], old.read(info))
+            new.writestr(info.filename, data)
+    return target
+
+
+def test_a_torch_archive_with_compressed_records_is_refused(tmp_path):
+    """A 2 MB .pt whose deflate record declared 2 GiB was inflated before anything compared the sizes."""
+    import zipfile
+
+    plain = tmp_path / "plain.pt"
+    torch.save({"w": torch.zeros(1000)}, plain)
+    assert checkpoints.load_torch_file(plain)["w"].shape == (1000,)
+    packed = _rewritten_archive(plain, tmp_path / "packed.pt", zipfile.ZIP_DEFLATED)
+    with pytest.raises(FacesteerError, match=r"packed\.pt: record .* is compressed"):
+        checkpoints.load_torch_file(packed)
+    # the same archive inside an NVIDIA pickle (torch.storage._load_from_bytes)
+    path = tmp_path / "embedded.pkl"
+    path.write_bytes(_pickle_bytes(call(global_("torch.storage", "_load_from_bytes"), value(packed.read_bytes()))))
+    with pytest.raises(FacesteerError, match="is compressed"):
+        load_pickle(path)
+
+
+def test_a_torch_archive_whose_pickle_builds_a_bytearray_is_refused(tmp_path):
+    import zipfile
+
+    plain = tmp_path / "plain.pt"
+    torch.save({"w": torch.zeros(4)}, plain)
+    forged = _rewritten_archive(
+        plain, tmp_path / "forged.pt", zipfile.ZIP_STORED, {"data.pkl": b"\x80\x02cbuiltins\nbytearray\nK\x0a\x85R."}
+    )
+    with pytest.raises(FacesteerError, match=r"refusing to load .*forged\.pt.*bytearray"):
+        checkpoints.load_torch_file(forged)
+
+
+def test_a_config_asking_for_a_huge_network_is_refused_before_it_is_built(tmp_path):
+    """A 298-byte safetensors file whose config sat at every limit cost 5.7 GiB and 10 s: the network was built
+    before its config was compared with the tensors the file holds."""
+    channels = {str(2**i): 2048 for i in range(2, 11)}
+    config = {"resolution": 1024, "channels": channels, "z_dim": 4096, "w_dim": 4096, "mapping_layers": 32}
+    path = _facesteer_safetensors(tmp_path / "g.safetensors", config)
+    script = (
+        "import resource, sys\n"
+        "from facesteer.errors import FacesteerError\n"
+        "from facesteer.generators.stylegan2 import load_stylegan2_file\n"
+        "try:\n"
+        f"    load_stylegan2_file({str(path)!r})\n"
+        "except FacesteerError as error:\n"
+        "    print(error)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    message, peak_mib = result.stdout.strip().splitlines()
+    assert "does not match the StyleGAN2 architecture read from it" in message and "missing" in message
+    assert int(peak_mib) < 1024  # torch and the imports take about 400 MiB; the network would be 5.7 GiB
+
+
+def test_tensors_that_do_not_fit_the_architecture_are_one_line(tmp_path, run):
+    """torch's load_state_dict message (many lines) was embedded in the error."""
+    config = {"resolution": 8, "channels": {"4": 8, "8": 8}, "z_dim": 4, "w_dim": 4, "mapping_layers": 1}
+    path = _facesteer_safetensors(tmp_path / "g.safetensors", config)
+    one_line_error(
+        run("generate", "-g", str(path), "--num", "1", "--out", str(tmp_path / "x.png")),
+        "does not match the StyleGAN2 architecture read from it",
+        "missing (first ",
+        "1 unexpected (first x)",
+    )
+    from facesteer.generators.dcgan import DCGANFaceGenerator
+
+    dcgan = tmp_path / "dcgan.pt"
+    torch.save({"netG_state_dict": {"main.0.weight": torch.zeros(3, 3)}}, dcgan)
+    with pytest.raises(FacesteerError) as error:
+        DCGANFaceGenerator(dcgan)
+    assert "\n" not in str(error.value) and "does not match a 64x64 DCGAN" in str(error.value)
+    assert "of another shape (first main.0.weight: (3, 3) in the file" in str(error.value)

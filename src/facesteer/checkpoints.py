@@ -32,9 +32,11 @@ import copyreg
 import io
 import os
 import pickle
+import pickletools
 import re
 import reprlib
 import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +55,47 @@ def describe_checkpoint(path: str | os.PathLike[str], layout: str) -> str:
     return f"{Path(path).name} ({layout}, sha256 {file_sha256(path)[:16]})"
 
 
+#: what torch's own weights-only unpickler allows and facesteer does not: a global that allocates what the
+#: pickle asks (``bytearray(3 GiB)`` from a few bytes)
+_REFUSED_IN_TORCH_PICKLES = ("bytearray",)
+
+
+def check_torch_archive(source: str | os.PathLike[str] | bytes, what: str) -> None:
+    """Refuse a ``torch.save`` archive that could cost far more than its size before torch reads it: compressed
+    records (torch never writes them; a 2 MB deflate record can declare 2 GiB), records larger than the archive,
+    or a pickle naming :data:`_REFUSED_IN_TORCH_PICKLES`. Legacy (non-zip) files are left to torch.
+
+    Raises:
+        FacesteerError: one line naming ``what``.
+    """
+    size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    if not zipfile.is_zipfile(handle):
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise FacesteerError(f"refusing to load {what}: record {info.filename[:80]!r} is compressed "
+                                         "(torch.save writes none)")  # fmt: skip
+                if info.file_size > size:
+                    raise FacesteerError(f"refusing to load {what}: record {info.filename[:80]!r} declares "
+                                         f"{info.file_size:,} bytes, more than the file's {size:,}")  # fmt: skip
+            for info in archive.infolist():
+                if info.filename.endswith(".pkl"):
+                    _check_pickle_names(archive.read(info), what)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise FacesteerError(f"cannot read checkpoint {what}: corrupt archive ({_first_line(error)})") from None
+
+
+def _check_pickle_names(data: bytes, what: str) -> None:
+    """Refuse a pickle any of whose strings (the names GLOBAL and STACK_GLOBAL use) is a refused global."""
+    for opcode, argument, _ in pickletools.genops(data):
+        if isinstance(argument, str) and any(name in argument.split() for name in _REFUSED_IN_TORCH_PICKLES):
+            raise FacesteerError(f"refusing to load {what}: the checkpoint asks to build {argument[:80]!r} "
+                                 f"({opcode.name})")  # fmt: skip
+
+
 def load_torch_file(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` restricted to tensors and plain containers (plus argparse.Namespace, which training
     scripts such as rosinality's store as ``args``), on the CPU.
@@ -63,6 +106,7 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FacesteerError(f"checkpoint not found: {path}")
+    check_torch_archive(path, str(path))
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -72,8 +116,8 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
             what = unsafe.group(1) if unsafe else "a global that is not a tensor or container"
             raise FacesteerError(f"refusing to load {path}: the checkpoint asks to run {what}") from None
         raise FacesteerError(f"cannot read checkpoint {path}: not a torch checkpoint, or corrupt") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise FacesteerError(f"cannot read checkpoint {path}: {error}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise FacesteerError(f"cannot read checkpoint {path}: {_first_line(error)}") from None
 
 
 @dataclass
@@ -122,7 +166,14 @@ def _persistent_module(meta: dict) -> PickledModule:
 
 
 def _storage_from_bytes(data: bytes) -> Any:
-    """Stands in for ``torch.storage._load_from_bytes`` (which would call an unrestricted torch.load)."""
+    """Stands in for ``torch.storage._load_from_bytes`` (which would call an unrestricted torch.load): the
+    archive is checked first (:func:`check_torch_archive`)."""
+    if type(data) is not bytes:
+        raise _Refused("torch.storage._load_from_bytes from something other than bytes")
+    try:
+        check_torch_archive(data, "an embedded storage")
+    except FacesteerError as error:
+        raise _Refused(str(error)) from None
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
@@ -162,6 +213,17 @@ def _rebuild_parameter_with_state(data: torch.Tensor, requires_grad: bool, backw
 
 class _EasyDict(dict):
     """Stands in for ``dnnlib.EasyDict`` (a dict with attribute access)."""
+
+
+def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    """Stands in for ``copyreg._reconstructor`` (how protocol 0 and 1 pickle an object): over ``object`` (no
+    state) or ``dict`` (a dict) only. Over another base it calls ``base.__new__`` and ``base.__init__`` with the
+    pickle's argument: ``bytearray`` with 3 GiB, say."""
+    plain = base is object and state is None
+    mapping = base is dict and type(state) is dict and isinstance(cls, type) and issubclass(cls, dict)
+    if not (plain or mapping):
+        raise _Refused(f"copyreg._reconstructor over {reprlib.repr(base)} is not allowed (only object or dict)")
+    return copyreg._reconstructor(cls, base, state)  # type: ignore[attr-defined]
 
 
 # --- numpy: plain numeric arrays and scalars only ------------------------------------------------------------
@@ -271,8 +333,7 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "object"): object,
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): bytearray,
-    ("copyreg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
+    ("copyreg", "_reconstructor"): _reconstructor,
     ("copyreg", "__newobj__"): copyreg.__newobj__,  # type: ignore[attr-defined]
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_in_bounds,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
@@ -395,3 +456,26 @@ def load_pickle(path: str | os.PathLike[str]) -> Any:
             MemoryError,  # a size no checkpoint has (a bytearray or storage of 2**62 bytes)
         ) as error:
             raise FacesteerError(f"cannot read pickle {path}: corrupt or truncated ({_first_line(error)})") from None
+
+
+def check_state(expected: dict[str, tuple[int, ...]], state: dict[str, Any], what: str, architecture: str) -> None:
+    """Refuse in one line a state dict whose names or shapes are not ``expected`` (name -> shape), before any
+    network is loaded from it (torch's own message runs over many lines).
+
+    Raises:
+        FacesteerError: ``"WHAT does not match ARCHITECTURE: N missing (first NAME); ..."``.
+    """
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(map(str, set(state) - set(expected)))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(getattr(state[k], "shape", ())) != tuple(expected[k]))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing (first {missing[0][:80]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (first {unexpected[0][:80]})")
+    if wrong:
+        first = wrong[0]
+        problems.append(f"{len(wrong)} of another shape (first {first[:80]}: {tuple(state[first].shape)} in the "
+                        f"file, {tuple(expected[first])} expected)")  # fmt: skip
+    if problems:
+        raise FacesteerError(f"{what} does not match {architecture}: {'; '.join(problems)}")

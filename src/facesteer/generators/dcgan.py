@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facesteer.checkpoints import describe_checkpoint
+from facesteer.checkpoints import check_state, describe_checkpoint, load_torch_file
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 from facesteer.modelfiles import installed_package_file
@@ -151,18 +151,14 @@ class DCGANFaceGenerator(Generator):
         self.path = str(self.weights_path.resolve()) if weights is not None else None
         if weights is not None:
             self.name = name or self.weights_path.stem
-        try:
-            checkpoint = torch.load(self.weights_path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises several types for unreadable or unsafe files
-            raise FacesteerError(f"cannot read DCGAN weights {self.weights_path}: {error}") from error
+        checkpoint = load_torch_file(self.weights_path)  # archive checked, restricted unpickler, one-line errors
         state = checkpoint.get("netG_state_dict") if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise FacesteerError(f"{self.weights_path} has no 'netG_state_dict' dict of tensors")
         self.network = DCGANNetwork(self.z_dim)
-        try:
-            self.network.load_state_dict(state)
-        except RuntimeError as error:
-            raise FacesteerError(f"{self.weights_path} does not hold a 64x64 DCGAN (nz=100, ngf=64): {error}") from None
+        expected = {k: tuple(v.shape) for k, v in self.network.state_dict().items()}
+        check_state(expected, state, str(self.weights_path), "a 64x64 DCGAN (nz=100, ngf=64)")
+        self.network.load_state_dict(state)
         self.network.eval().requires_grad_(False)
         self.fused = FusedDCGAN(self.network)
 

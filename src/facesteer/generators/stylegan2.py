@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facesteer.checkpoints import PickledModule, describe_checkpoint, load_pickle
+from facesteer.checkpoints import PickledModule, check_state, describe_checkpoint, load_pickle
 from facesteer.errors import FacesteerError
 from facesteer.files import write_safetensors
 from facesteer.generators.base import gaussian_rows
@@ -85,12 +85,15 @@ class StyleGAN2Generator(StyleBasedGenerator):
 
 
 def _build(config: StyleGAN2Config, state: dict[str, torch.Tensor], what: str) -> StyleGAN2Network:
+    """The network ``config`` describes, loaded with ``state``; the tensors are compared with a skeleton built on
+    the meta device first, so a small file whose config asks for a huge network is refused before any of it is
+    allocated."""
+    with torch.device("meta"):
+        skeleton = StyleGAN2Network(config)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    check_state(expected, state, what, "the StyleGAN2 architecture read from it")
     network = StyleGAN2Network(config)
-    state = {k: v.float() for k, v in state.items()}
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as error:
-        raise FacesteerError(f"{what} does not match the StyleGAN2 architecture read from it: {error}") from None
+    network.load_state_dict({k: v.float() for k, v in state.items()})
     return network
 
 
