@@ -125,6 +125,32 @@ def plot(curves: dict[str, list], path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
+def strips(curves: dict[str, list], runs: Path, path: Path, columns: int = 8, faces: int = 3) -> None:
+    """The same faces (seed 0, rows 0..faces-1) through training: one row per recipe, ``columns`` snapshots
+    spread evenly over its measured ones, each titled with its CPU-hours and FID."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {name: records for name, records in curves.items() if records}
+    if not curves:
+        return
+    figure, axes = plt.subplots(len(curves), columns, figsize=(1.6 * columns, 0.3 + 1.6 * faces * len(curves)),
+                                squeeze=False)  # fmt: skip
+    for row, (name, records) in zip(axes, curves.items(), strict=True):
+        chosen = [records[i] for i in sorted({round(x) for x in np.linspace(0, len(records) - 1, columns)})]
+        for axis in row:
+            axis.axis("off")
+        for axis, record in zip(row, chosen, strict=False):
+            generator = load_stylegan2_file(runs / name / "snapshots" / f"kimg{record['kimg']:09.3f}.safetensors")
+            axis.imshow(np.concatenate(list(generator_images(generator, faces)), axis=0))  # the faces stacked
+            axis.set_title(f"{record['cpu_hours']:.2f} CPU-h\nFID {record['fid']:.0f}", fontsize=8)
+        row[0].text(-0.1, 0.5, name, transform=row[0].transAxes, rotation=90, ha="right", va="center", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", default="stylegan2,projected-vgg16", help=f"from {', '.join(RECIPES)}")
@@ -136,6 +162,7 @@ def main() -> None:
     parser.add_argument("--real-num", type=int, default=1000, help="photos for the dlib and precision/recall sets")
     parser.add_argument("--reference-num", type=int, default=5000, help="photos for FID's reference statistics")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "gan_training.png")
+    parser.add_argument("--strip", type=Path, default=ROOT / "docs" / "gan_training_strip.png")
     args = parser.parse_args()
     names = args.recipes.split(",")
     unknown = [n for n in names if n not in RECIPES]
@@ -157,7 +184,8 @@ def main() -> None:
                   f"{r['dlib_precision']:.2f} / {r['dlib_recall']:.2f} | {r['inception_precision']:.2f} / "
                   f"{r['inception_recall']:.2f} | {r['faces_found']:.2f} ({r['real_faces_found']:.2f}) |")  # fmt: skip
     plot(curves, args.plot)
-    print(f"curves: {args.plot}")
+    strips(curves, args.runs, args.strip)
+    print(f"curves: {args.plot}; the same faces through training: {args.strip}")
 
 
 if __name__ == "__main__":

@@ -63,3 +63,12 @@ def test_quality_reports_faces_found_of_both_sets():
     result = quality(real, generated)
     assert result["faces_found"] == 0.75 and result["real_faces_found"] == 1.0
     assert result["generated"] == 20 and 0 <= result["dlib_recall"] <= 1
+
+
+def test_quality_of_a_generator_that_draws_no_faces_yet():
+    rng = np.random.default_rng(4)
+    real = Embeddings(faces=rng.standard_normal((20, 128)), inception=rng.standard_normal((20, 16)))
+    generated = Embeddings(faces=np.full((20, 128), np.nan), inception=rng.standard_normal((20, 16)))
+    result = quality(real, generated)
+    assert np.isnan(result["dlib_frechet"]) and np.isnan(result["dlib_precision"]) and result["faces_found"] == 0
+    assert 0 <= result["inception_recall"] <= 1

@@ -15,6 +15,7 @@ which knows faces and no ImageNet class:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,11 +102,15 @@ def quality(real: Embeddings, generated: Embeddings) -> dict[str, float]:
     Returns:
         ``dlib_frechet``, ``dlib_precision``, ``dlib_recall``, ``inception_precision``, ``inception_recall``,
         ``faces_found`` and ``real_faces_found`` (dlib's detector, shares of the images), and the set sizes.
+        The dlib measures are NaN when dlib finds too few faces among the generated ones (early in training).
     """
-    dlib_precision, dlib_recall = precision_recall(real.faces, generated.faces)
+    found = int((~np.isnan(generated.faces).any(axis=1)).sum())
+    dlib_precision, dlib_recall = (
+        precision_recall(real.faces, generated.faces) if found > K_NEAREST else (math.nan, math.nan)
+    )
     inception_precision, inception_recall = precision_recall(real.inception, generated.inception)
     return {
-        "dlib_frechet": frechet_of_embeddings(real.faces, generated.faces),
+        "dlib_frechet": frechet_of_embeddings(real.faces, generated.faces) if found > 1 else math.nan,
         "dlib_precision": dlib_precision,
         "dlib_recall": dlib_recall,
         "inception_precision": inception_precision,
