@@ -106,11 +106,15 @@ def test_detector_finds_anime_faces_in_their_own_framing():
         assert face.eye_colours.shape == (2, 3) and 0 < face.likelihood <= 1
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
 @requires_anime
 def test_check_anime_aurocs_against_labels_made_by_eye(run):
     result = run("check-anime", "--data", str(ANIME), "--labels", str(LABELS), "--json")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout, parse_constant=_not_json)  # NaN is not JSON: --json output parses strictly
     assert report["images"] == 120 and report["no_face"] <= 10
     aurocs = {check["score"]: check["auroc"] for check in report["checks"]}
     assert set(aurocs) == {*ANIME_ATTRIBUTES}
@@ -193,3 +197,16 @@ def test_held_out_labels_aurocs(run):
     aurocs = {check["score"]: check["auroc"] for check in report["checks"]}
     assert report["images"] == 60 and all(value > 0.7 for value in aurocs.values()), aurocs
     assert not {row["file"] for row in read_anime_labels(HELD_OUT)} & {row["file"] for row in read_anime_labels(LABELS)}
+
+
+@requires_anime
+def test_check_anime_json_has_null_where_an_auroc_cannot_be_computed(run, tmp_path):
+    """With no negatives for a score its AUROC is NaN, which `--json` printed as NaN: not JSON."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,hair_colour,hair_length,eye_colour\n2809_2002.jpg,blue,long,blue\n"
+                      "25964_2009.jpg,black,short,brown\n")  # fmt: skip
+    result = run("check-anime", "--data", str(ANIME), "--labels", str(labels), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout, parse_constant=_not_json)
+    aurocs = {check["score"]: check["auroc"] for check in report["checks"]}
+    assert aurocs["hair_red"] is None  # no red-haired picture among the two

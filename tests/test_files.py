@@ -73,3 +73,17 @@ def test_a_staged_folder_is_all_or_none(tmp_path):
         (staging / "codes.npy").write_bytes(b"new codes")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == {"a.png": b"new a", "codes.npy": b"new codes"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inv"]
+
+
+def test_strict_json_writes_null_for_what_json_cannot_hold():
+    import json
+    import math
+
+    from facesteer.files import strict_json
+
+    text = strict_json({"auroc": math.nan, "scores": [1.5, math.inf, -math.inf], "nested": {"x": (math.nan,)}})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in {text}")) == {
+        "auroc": None,
+        "scores": [1.5, None, None],
+        "nested": {"x": [None]},
+    }

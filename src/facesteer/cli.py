@@ -6,7 +6,6 @@ User mistakes (bad arguments, missing files, wrong shapes) print one line on std
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -20,6 +19,7 @@ from rich.table import Table
 from facesteer import modelfiles
 from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_workers, load_scorer
 from facesteer.errors import FacesteerError
+from facesteer.files import strict_json
 from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, apply_truncation, load_generator
 from facesteer.images import image_grid, save_png
 
@@ -69,7 +69,7 @@ def _identity_options(codes: int, workers: int) -> Iterator[Any]:
 
 
 def _print_json(content: Any) -> None:
-    sys.stdout.write(json.dumps(content, indent=2) + "\n")
+    sys.stdout.write(strict_json(content) + "\n")  # NaN (a score with no face) is null: --json parses strictly
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -82,6 +83,21 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(written, out / written.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def strict_json(content: Any, indent: int | None = 2) -> str:
+    """``content`` as JSON that any strict parser reads: NaN and infinities (not JSON) become ``null``."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(content), indent=indent, allow_nan=False)
 
 
 def write_json(path: str | os.PathLike[str], content: Any) -> Path:
