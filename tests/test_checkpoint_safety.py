@@ -488,16 +488,17 @@ def test_a_config_asking_for_a_huge_network_is_refused_before_it_is_built(tmp_pa
         "import resource, sys\n"
         "from facesteer.errors import FacesteerError\n"
         "from facesteer.generators.stylegan2 import load_stylegan2_file\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"
         f"    load_stylegan2_file({str(path)!r})\n"
         "except FacesteerError as error:\n"
         "    print(error)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    message, peak_mib = result.stdout.strip().splitlines()
+    message, growth_mib = result.stdout.strip().splitlines()
     assert "does not match the StyleGAN2 architecture read from it" in message and "missing" in message
-    assert int(peak_mib) < 1024  # torch and the imports take about 400 MiB; the network would be 5.7 GiB
+    assert int(growth_mib) < 512  # over what the imports took (machines differ there); the network is 5.7 GiB
 
 
 def test_tensors_that_do_not_fit_the_architecture_are_one_line(tmp_path, run):

@@ -1,4 +1,7 @@
+import contextlib
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -148,8 +151,11 @@ class _SleepyScorer:
     name, attributes = "sleepy", ("x",)
 
     def score(self, images: np.ndarray) -> np.ndarray:
+        import os
         import time
 
+        if os.environ.get("SLEEPY_MARKERS"):  # say which worker process is now busy
+            Path(os.environ["SLEEPY_MARKERS"], str(os.getpid())).touch()
         time.sleep(3600)  # a scorer stuck in a long chunk
         return np.zeros((len(images), 1), np.float32)
 
@@ -177,6 +183,52 @@ if sys.argv[1] == "interrupt":  # Ctrl-C while the workers are busy: the script 
 else:
     threading.Event().wait()  # until killed
 """
+
+
+_INTERRUPTED_WHILE_STARTING_A_WORKER = """
+import os, signal, sys, time
+import multiprocessing.context
+from pathlib import Path
+import numpy as np
+from facesteer.attributes.parallel import ParallelScorer
+from tests.test_teachers import _build_sleepy
+os.environ["SLEEPY_MARKERS"] = sys.argv[1]
+scorer = ParallelScorer(_build_sleepy, "sleepy", None, 2)  # one worker so far: score() starts the second
+start = multiprocessing.context.SpawnProcess.start
+def start_then_ctrl_c(process):  # Ctrl-C lands after the worker started, before the executor records it
+    start(process)
+    deadline = time.monotonic() + 100
+    while not Path(sys.argv[1], str(process.pid)).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the new worker is busy with a chunk
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.5)  # (the interrupt is raised here, between two bytecodes)
+multiprocessing.context.SpawnProcess.start = start_then_ctrl_c
+try:
+    scorer.score(np.zeros((4, 8, 8, 3), np.uint8))
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_while_a_worker_starts_ends_the_scorer(tmp_path):
+    """A full `make test` under load hung for 300 s: a SIGINT that lands while the executor starts a worker
+    process is raised before the executor records it, so close() did not kill that worker, and the interpreter's
+    exit waited for its chunk (an hour here). Deterministic: the interrupt is sent from inside the worker's start,
+    once the worker is busy."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).parent.parent)
+    try:
+        result = subprocess.run([sys.executable, "-c", _INTERRUPTED_WHILE_STARTING_A_WORKER, str(tmp_path)],
+                                capture_output=True, text=True, cwd=root, timeout=180)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        for marker in tmp_path.iterdir():  # the orphaned worker (it would end with its parent, killed by run())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(marker.name), signal.SIGKILL)
+        pytest.fail("the script did not end: a worker outlived close()")
+    assert "interrupted" in result.stdout, result.stderr
+    assert len(list(tmp_path.iterdir())) == 2  # both workers were busy
 
 
 def _gone(pid: int) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.context
+import multiprocessing.process
 import os
 import threading
 from collections.abc import Callable
@@ -56,6 +58,21 @@ def _score(images: np.ndarray) -> np.ndarray:
     return _scorer().score(images)
 
 
+class _RecordingContext(multiprocessing.context.SpawnContext):
+    """The ``spawn`` context, keeping every process it makes: the executor records a worker only after
+    ``start()`` returns, so a Ctrl-C inside ``start()`` would leave a live worker nobody could stop, and Python's
+    exit would wait on it for ever."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+
+    def Process(self, *args: Any, **kwargs: Any) -> multiprocessing.process.BaseProcess:  # noqa: N802 (the API's name)
+        process = super().Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
+
+
 class ParallelScorer:
     """A registered scorer replicated in ``workers`` processes (started with ``spawn``: safe beside torch).
 
@@ -76,8 +93,9 @@ class ParallelScorer:
     ) -> None:
         self.name = name
         self.workers = workers
+        self._context = _RecordingContext()
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            workers, multiprocessing.get_context("spawn"), _start_worker, (build, name, models and str(models))
+            workers, self._context, _start_worker, (build, name, models and str(models))
         )
         try:
             self.attributes, self._config = self._wait(self._pool.submit(_describe))
@@ -116,8 +134,14 @@ class ParallelScorer:
         if self._pool is None:
             return
         if terminate:  # (the executor has no public way to stop running tasks before Python 3.14)
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
+            for process in self._context.processes:
+                if process.pid is not None and process.is_alive():
+                    process.terminate()
+            for process in self._context.processes:
+                if process.pid is not None:
+                    process.join(5)
+                    if process.is_alive():
+                        process.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
 
