@@ -31,6 +31,12 @@ RECIPES = {
         "precision": "bf16",
     },
     "both-vgg16 bf16": {"discriminator": "both", "features": "vgg16", "precision": "bf16"},
+    "both-alexnet@128 bf16": {
+        "discriminator": "both",
+        "features": "alexnet",
+        "feature_resolution": 128,
+        "precision": "bf16",
+    },
 }
 BASE = dict(resolution=64, batch_size=32, channel_base=2048, channel_max=256, z_dim=128, w_dim=128, fid_num=0)
 

@@ -48,6 +48,7 @@ RECIPES: dict[str, dict] = {
     "projected-vgg16-bf16": {"discriminator": "projected", "features": "vgg16", **BF16},
     "projected-alexnet-bf16": {"discriminator": "projected", "features": "alexnet", "feature_resolution": 128, **BF16},
     "both-vgg16-bf16": {"discriminator": "both", "features": "vgg16", **BF16},
+    "both-alexnet-bf16": {"discriminator": "both", "features": "alexnet", "feature_resolution": 128, **BF16},
     "stylegan2-narrow": {"channel_base": 1024, "channel_max": 128},  # today's shipped width
 }
 

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path
@@ -20,8 +20,21 @@ DETECTION_SIZE = 256
 #: uploads with more pixels are refused from their header, before any decoding (a 30,000 x 30,000 picture, a
 #: decompression bomb): 40 MP is a large phone photo
 MAX_UPLOAD_PIXELS = 40_000_000
+#: larger uploads are reduced by a whole factor while they are decoded: a face is cropped from them and resized
+#: to a few hundred pixels, and a 40 MP picture in RGB is 120 MB
+MAX_DECODED_PIXELS = 12_000_000
 #: the formats uploads may come in (others, such as ICO, decode while their header is read)
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+#: a JPEG with more scans is refused: each scan is a pass over every pixel (a progressive photo has about 10; a
+#: 363 KB file with 10,000 took 16 s to decode). libjpeg-turbo's own tools suggest a limit of this order.
+MAX_JPEG_SCANS = 100
+#: every 8 x 8 block of a JPEG costs at least one bit (its DC coefficient's Huffman code), so a JPEG smaller
+#: than this many bytes per pixel cannot hold the pixels its header declares: it is truncated, and libjpeg
+#: would pad it with grey (a 631-byte file declaring 6,300 x 6,300 pixels cost 478 MiB)
+MIN_JPEG_BYTES_PER_PIXEL = 1 / (64 * 8)
+#: 16- and 32-bit pixels are scaled to 8 bits this many rows at a time (a float copy of a 40 MP picture is
+#: 320 MB)
+_ROWS_PER_CHUNK = 256
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
@@ -64,15 +77,37 @@ def check_face_sized(width: int, height: int, name: str = "the picture") -> None
         raise FacesteerError(f"{name} is {width} x {height} pixels: too small or too thin to hold a face")
 
 
-def _to_rgb(image: Image.Image, name: str) -> Image.Image:
-    """``image`` as 8-bit RGB. Pillow's own convert clips 16- and 32-bit integer pixels at 255 (a 16-bit grey photo
-    would turn white), so those are scaled from their bit depth first; float pixels have no agreed range."""
+#: the EXIF orientation tag's values and the transpose that puts each picture upright (as ImageOps.exif_transpose)
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}  # fmt: skip
+
+
+def _to_rgb(image: Image.Image, name: str, max_pixels: int | None = None) -> Image.Image:
+    """``image`` as 8-bit RGB, upright (a phone photo's EXIF orientation applied), reduced by a whole factor to at
+    most ``max_pixels`` (None: as it is).
+
+    Pillow's own convert clips 16- and 32-bit integer pixels at 255 (a 16-bit grey photo would turn white), so
+    those are scaled from their bit depth first, a slice of rows at a time; float pixels have no agreed range.
+    The picture is reduced before it is turned and converted, so no full-size copy of it is made."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        pixels = np.asarray(image, dtype=np.float64)
-        depth = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(np.round(pixels * (255.0 / depth)), 0, 255).astype(np.uint8)).convert("RGB")
-    if image.mode == "F":
+        pixels = np.asarray(image)
+        depth = 65535 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255
+        grey = np.empty(pixels.shape, np.uint8)
+        for top in range(0, len(pixels), _ROWS_PER_CHUNK):  # in slices: a wider copy of it all would be 8x its size
+            rows = np.clip(pixels[top : top + _ROWS_PER_CHUNK].astype(np.int64), 0, depth)
+            grey[top : top + _ROWS_PER_CHUNK] = (rows * 255 + depth // 2) // depth  # rounded, as round(p * 255 / depth)
+        del pixels
+        image = Image.fromarray(grey)
+    elif image.mode == "F":
         raise FacesteerError(f"{name} has 32-bit float pixels, which have no agreed range: save it with 8 or 16 bits")
+    if max_pixels is not None and image.width * image.height > max_pixels:
+        if image.mode not in ("L", "LA", "RGB", "RGBA", "CMYK", "I"):  # the modes Image.reduce takes
+            image = image.convert("RGBA" if "transparency" in image.info or "A" in image.mode else "RGB")
+        image = image.reduce(math.ceil(math.sqrt(image.width * image.height / max_pixels)))
+    if orientation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[orientation])
     return image.convert("RGB")
 
 
@@ -84,13 +119,20 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise FacesteerError(f"image {path} not found")
     try:
         with Image.open(path) as image:
-            return np.asarray(_to_rgb(ImageOps.exif_transpose(image), str(path)))
+            return np.asarray(_to_rgb(image, str(path)))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise FacesteerError(f"{path} is not a readable image: {error}") from None
 
 
-def decode_image(data: bytes, name: str = "the upload", max_pixels: int = MAX_UPLOAD_PIXELS) -> np.ndarray:
-    """Decode an uploaded picture (JPEG, PNG, WebP, GIF, BMP or TIFF bytes) as uint8 RGB (H, W, 3), in memory.
+def decode_image(
+    data: bytes,
+    name: str = "the upload",
+    max_pixels: int = MAX_UPLOAD_PIXELS,
+    max_decoded_pixels: int = MAX_DECODED_PIXELS,
+) -> np.ndarray:
+    """Decode an uploaded picture (JPEG, PNG, WebP, GIF, BMP or TIFF bytes) as uint8 RGB (H, W, 3), in memory,
+    upright, reduced by a whole factor to at most ``max_decoded_pixels`` (a face needs no more; a JPEG is decoded
+    at the reduced scale, which is also faster).
 
     The size is checked from the header before the pixels are decoded, so a huge picture or a decompression bomb
     costs nothing; formats that decode while the header is read (ICO, ICNS) are not accepted. Pictures thinner
@@ -108,8 +150,13 @@ def decode_image(data: bytes, name: str = "the upload", max_pixels: int = MAX_UP
             if width * height > max_pixels:
                 raise FacesteerError(f"{name} is {width} x {height} pixels; at most {max_pixels:,} are accepted")
             check_face_sized(width, height, name)
+            if image.format == "JPEG":
+                check_jpeg(data, width * height, name)
+                if width * height > max_decoded_pixels:  # libjpeg decodes at 1/2, 1/4 or 1/8 scale for less
+                    factor = math.sqrt(width * height / max_decoded_pixels)
+                    image.draft("RGB", (math.ceil(width / factor), math.ceil(height / factor)))
             image.load()
-            return np.asarray(_to_rgb(ImageOps.exif_transpose(image), name))
+            return np.asarray(_to_rgb(image, name, max_decoded_pixels))
     except FacesteerError:
         raise
     except Image.UnidentifiedImageError:
@@ -120,6 +167,17 @@ def decode_image(data: bytes, name: str = "the upload", max_pixels: int = MAX_UP
         raise FacesteerError(f"{name} needs more memory to decode than this server gives a picture") from None
     except Exception as error:  # any decoder's complaint about broken bytes (OSError, EOFError, struct.error...)
         raise FacesteerError(f"{name} is truncated or corrupt: {type(error).__name__}: {error}") from None
+
+
+def check_jpeg(data: bytes, pixels: int, name: str = "the upload") -> None:
+    """Refuse a JPEG whose decoding would cost out of proportion to its bytes: more than MAX_JPEG_SCANS scans
+    (start-of-scan markers: a 0xFF in the coded data is always followed by 0x00, so FF DA is only ever a marker),
+    or fewer bytes than ``pixels`` need (truncated: libjpeg pads what is missing instead of failing)."""
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise FacesteerError(f"{name} is a JPEG of {scans:,} scans; at most {MAX_JPEG_SCANS} are accepted")
+    if len(data) < pixels * MIN_JPEG_BYTES_PER_PIXEL:
+        raise FacesteerError(f"{name} is truncated or corrupt: {len(data):,} bytes cannot hold {pixels:,} pixels")
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
