@@ -12,7 +12,8 @@ import shutil
 from playwright.sync_api import sync_playwright
 
 from facesteer.service import EditorService
-from facesteer.web.app import create_app, serving
+from facesteer.web.app import create_app
+from facesteer.web.server import serving
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from facesteer.web.app import serving
+from facesteer.web.server import serving
 
 BOT_USER = {"id": 1000, "is_bot": True, "first_name": "facesteer", "username": "facesteer_test_bot"}
 USER = {"id": 42, "is_bot": False, "first_name": "Tester"}

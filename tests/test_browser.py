@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from facesteer.service import EditorService
-from facesteer.web.app import create_app, serving
+from facesteer.web.app import create_app
+from facesteer.web.server import serving
 from tests.conftest import requires_models
 from tests.test_service import CELEBA
 
@@ -172,3 +173,22 @@ def test_a_condition_changes_how_a_slider_moves_the_face(page):
     page.click("#undo")
     wait_for_version(page, version)
     assert shown_png(page) == plain and not page.is_checked("#condition-gender")
+
+
+def test_a_page_whose_session_is_gone_starts_a_new_one_and_says_so(page, server):
+    """The page never recovered from an evicted or expired session: every action answered 404 until a reload."""
+    _, service = server
+    before = page.get_attribute("#face", "data-version")
+    limit = service.sessions.max_sessions
+    service.sessions.max_sessions = 1
+    try:
+        service.new_session(5)  # another user's session evicts the page's (the least recently used)
+    finally:
+        service.sessions.max_sessions = limit
+    page.click("#random")
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "expired" in page.text_content("#error") and "new one" in page.text_content("#error")
+    session = page.evaluate("state.session")
+    assert service.sessions.get(session)  # the page holds a live session again
+    move_slider(page, "smile", 1.0)  # and its next action works
+    assert page.get_attribute("#face", "data-version") != before and page.is_hidden("#error")

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from facesteer.discovery.directions import load_direction_set
-from facesteer.service import EditorService, load_controls
+from facesteer.service import EditorService, RateLimitedError, load_controls
+from facesteer.service.limits import RateLimit
 from facesteer.web.app import LOOPBACK_HOSTS, MAX_JSON_BYTES, allowed_hosts_for, create_app
 from tests.test_service import CELEBA, fake_png, ico_holding_png
 
@@ -23,6 +24,7 @@ from tests.test_service import CELEBA, fake_png, ico_holding_png
 @pytest.fixture(scope="module")
 def service(generator):
     service = EditorService(generator, load_controls(generator, load_direction_set(None, generator.name), None))
+    service.new_session_limit = RateLimit(10_000, 60.0)  # these tests start many; the limit has its own test
     yield service
     service.close()
 
@@ -100,13 +102,39 @@ def bad_requests(session: str) -> list[tuple[str, str, dict, int, str]]:
         ("post", "/api/sessions/" + "A" * 43 + "/upload", {"content": jpeg()}, 404, "unknown or expired"),
         ("get", "/static/..%2Fapp.py", {}, 404, ""),
         ("get", "/static/app.py", {}, 404, "no such file"),
+        # what another site's page may send without a preflight: form and text types, or no type at all
+        (
+            "post",
+            "/api/sessions",
+            {"content": b"{}", "headers": {"content-type": "text/plain"}},
+            415,
+            "application/json",
+        ),
+        ("post", "/api/sessions", {}, 415, "application/json"),
+        (
+            "post",
+            slider,
+            {"content": b'{"name": "smile", "value": 1}', "headers": {"content-type": "text/plain"}},
+            415,
+            "application/json",
+        ),
+        ("post", upload, {"content": jpeg(), "headers": {"content-type": "multipart/form-data"}}, 415, "octet-stream"),
+        ("post", upload, {"content": jpeg(), "headers": {"content-type": "text/plain"}}, 415, "octet-stream"),
     ]
+
+
+def typed(path: str, kwargs: dict) -> dict:
+    """``kwargs`` with the content type the page sends, where the request gives none."""
+    if "content" not in kwargs or "headers" in kwargs:
+        return kwargs
+    kind = "application/octet-stream" if path.endswith("/upload") else "application/json"
+    return {**kwargs, "headers": {"content-type": kind}}
 
 
 def test_bad_input_gets_a_4xx_with_one_line_and_changes_nothing(client, session):
     before = client.get(f"/api/sessions/{session}/image.png").content
     for method, path, kwargs, status, words in bad_requests(session):
-        response = getattr(client, method)(path, **kwargs)
+        response = getattr(client, method)(path, **typed(path, kwargs))
         assert response.status_code == status, (path, kwargs.keys(), response.text)
         detail = response.json()["detail"]
         assert isinstance(detail, str) and "\n" not in detail and len(detail) <= 300, detail
@@ -160,7 +188,9 @@ def test_page_and_its_files_come_from_the_package(client):
 @pytest.mark.skipif(not CELEBA.is_dir(), reason=f"{CELEBA} not found")
 def test_upload_of_a_photo_shows_its_reconstruction(client, session):
     photo = sorted(Path(CELEBA).iterdir())[0].read_bytes()
-    answer = client.post(f"/api/sessions/{session}/upload", content=photo)
+    answer = client.post(
+        f"/api/sessions/{session}/upload", content=photo, headers={"content-type": "application/octet-stream"}
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["origin"]["kind"] == "upload" and not answer.json()["can_undo"]
     assert client.get(f"/api/sessions/{session}/progress").json() == {"running": False, "done": 0, "total": 0}
@@ -174,3 +204,43 @@ def test_a_loopback_server_answers_only_its_own_host_names(service):
     assert client.get("/api/info").status_code == 200
     assert client.get("/api/info", headers={"Host": "localhost:8000"}).status_code == 200
     assert client.get("/api/info", headers={"Host": "evil.example:8000"}).status_code == 400  # DNS rebinding
+    client = TestClient(create_app(service, allowed_hosts=allowed_hosts_for("127.0.0.2")),
+                        base_url="http://127.0.0.2:8000")  # fmt: skip
+    assert client.get("/api/info").status_code == 200
+    assert client.get("/api/info", headers={"Host": "evil.example:8000"}).status_code == 400  # any loopback address
+
+
+def test_api_answers_are_not_cached_and_the_page_cannot_be_framed(client, session):
+    for path in ("/api/info", f"/api/sessions/{session}/progress"):
+        assert client.get(path).headers["cache-control"] == "no-store"
+    page = client.get("/")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_new_sessions_are_limited_per_client(service, client, monkeypatch):
+    """1,000 session POSTs in 2 s from one client evicted an idle user's session."""
+    monkeypatch.setattr(service, "new_session_limit", RateLimit(3, 60.0))
+    idle = client.post("/api/sessions", json={"seed": 1}).json()["session"]
+    statuses = [client.post("/api/sessions", json={}).status_code for _ in range(5)]
+    assert statuses == [200, 200, 429, 429, 429]
+    refused = client.post("/api/sessions", json={})
+    assert "too many new sessions from this client" in refused.json()["detail"]
+    assert client.post(f"/api/sessions/{idle}/undo").status_code == 200  # the first session is still there
+
+
+def test_rate_limit_slides_and_forgets_the_oldest_keys():
+    now = [0.0]
+    limit = RateLimit(2, 60.0, max_keys=2, clock=lambda: now[0])
+    limit.check("a")
+    limit.check("a")
+    with pytest.raises(RateLimitedError, match="try again in 60 s"):
+        limit.check("a")
+    now[0] = 59.0
+    with pytest.raises(RateLimitedError, match="try again in 1 s"):
+        limit.check("a")
+    now[0] = 60.0
+    limit.check("a")  # the first two have left the window
+    limit.check("b")
+    limit.check("c")  # "a" is forgotten: at most two keys are kept
+    assert list(limit._events) == ["b", "c"]

@@ -1261,10 +1261,9 @@ def serve(
 ) -> None:
     """The browser editor: one page with the face, a slider per attribute, conditions, random, upload, undo,
     reset and download."""
-    import uvicorn
-
     from facesteer.service import EditorService
     from facesteer.web.app import allowed_hosts_for, create_app
+    from facesteer.web.server import serve as serve_app
 
     service = EditorService.load(
         generator, boundaries, directions, compile_synthesis, models=models, max_batch=max_batch
@@ -1273,7 +1272,7 @@ def serve(
     console.print(f"facesteer editor for {service.generator.name} on http://{host}:{port}/  (Ctrl+C stops it)")
     try:
         app = create_app(service, allowed_hosts=allowed_hosts_for(host))
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        serve_app(app, host, port)
     finally:
         service.close()
 

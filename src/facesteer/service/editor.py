@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -42,6 +42,7 @@ from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_
 from facesteer.inversion.prior import LatentPrior
 from facesteer.perceptual import load_lpips
 from facesteer.service.batching import RenderQueue, ServiceBusyError, compiled_shapes
+from facesteer.service.limits import RateLimit
 from facesteer.service.sessions import EditState, Entry, Session, SessionStore
 
 #: sliders move a code at most this far along a unit direction (InterFaceGAN edits within [-3, 3])
@@ -50,6 +51,8 @@ SLIDER_LIMIT = 3.0
 MAX_SEED = 2**31 - 1
 #: uploads accepted at once (one inverting, the rest waiting); more are refused as busy
 MAX_PENDING_UPLOADS = 2
+#: new sessions one client may start per minute (a page load starts one; more evicted other users' sessions)
+NEW_SESSIONS_PER_MINUTE = 30
 #: conditioned directions kept (a key per slider and set of conditions switched on)
 MAX_CACHED_DIRECTIONS = 4096
 #: slider names: what the page uses as element ids and the bot as button data (Telegram allows 64 bytes)
@@ -197,6 +200,7 @@ class EditorService:
         self._directions: dict[tuple[str, frozenset[str]], np.ndarray] = {}
         self._directions_lock = threading.Lock()
         self._upload_count_lock, self._uploads_pending = threading.Lock(), 0
+        self.new_session_limit = RateLimit(NEW_SESSIONS_PER_MINUTE, 60.0)
 
     @classmethod
     def load(
@@ -244,8 +248,14 @@ class EditorService:
 
     # ---- operations: each returns a View made while it held the session's lock
 
-    def new_session(self, seed: int | None = None) -> View:
-        """A session showing the random face of ``seed`` (a random seed if None)."""
+    def new_session(self, seed: int | None = None, client: Hashable | None = None) -> View:
+        """A session showing the random face of ``seed`` (a random seed if None).
+
+        Raises:
+            RateLimitedError: ``client`` (an address; None: not counted) started NEW_SESSIONS_PER_MINUTE already.
+        """
+        if client is not None:
+            self.new_session_limit.check(client, "new sessions")
         seed = self._check_seed(seed)
         code = self._random_code(seed)
         session = self.sessions.create(code, {"kind": "random", "seed": seed}, self._render(code))
@@ -279,8 +289,9 @@ class EditorService:
                 raise ServiceBusyError("another upload is being inverted: try again in a few seconds")
             self._uploads_pending += 1
         try:
+            # decoded outside the lock (its cost is bounded by facesteer.images): a slow picture holds up no one
+            image = decode_image(data, name)
             with self._upload_lock:  # one inversion at a time: it takes both cores
-                image = decode_image(data, name)
                 aligned = self._get_aligner().align(image, name)
                 del image
                 session.progress = (0, self.recipe.steps)

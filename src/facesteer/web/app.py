@@ -13,24 +13,25 @@ Routes (JSON in and out; a face travels as base64 PNG in ``image``):
     POST /api/sessions/ID/undo | /reset
     GET  /api/sessions/ID/image.png         the face shown, as a download
 
+JSON bodies are sent as ``application/json`` and pictures as ``application/octet-stream`` or ``image/*``: types
+another site's page cannot send here without a CORS preflight, which this server never grants.
+
 Bad input is a 4xx whose JSON ``detail`` is one line: 400 (not an image, no face, out of range, unknown
-slider), 404 (unknown or expired session), 413 (body too large), 422 (a field of the wrong type), 503 (an upload
-or too many renders already queued: try again). Uploads are
-read into memory (never a temporary file), and every request body is capped before it is read whole.
+slider), 404 (unknown or expired session), 408 (a body slower than BODY_TIMEOUT_S), 413 (body too large), 415
+(another content type), 422 (a field of the wrong type), 429 (new sessions too often from one client), 503 (uploads
+or too many renders already queued: try again). Uploads are read into memory (never a temporary file), at most
+MAX_UPLOAD_BODIES at once, and every request body is capped before it is read whole. Connections are bounded
+in :mod:`facesteer.web.server`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import contextlib
-import socket
-import threading
-import time
-from collections.abc import Iterator
+import ipaddress
 from importlib import resources
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -39,12 +40,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from facesteer.errors import FacesteerError
-from facesteer.service import EditorService, ServiceBusyError, UnknownSessionError, View
+from facesteer.service import EditorService, RateLimitedError, ServiceBusyError, UnknownSessionError, View
 
 #: uploads larger than this are refused (413) before they are read whole
 MAX_UPLOAD_BYTES = 10 * 2**20
 #: JSON bodies larger than this are refused (413)
 MAX_JSON_BYTES = 4096
+#: upload bodies read at once (each up to max_upload_bytes); more are refused as busy (503)
+MAX_UPLOAD_BODIES = 2
+#: seconds a request body may take to arrive (10 MiB at 1.5 Mbit/s); slower is refused (408)
+BODY_TIMEOUT_S = 60.0
+#: the content types an upload may be sent as: never one a cross-site form or fetch may send without asking
+UPLOAD_TYPES = ("application/octet-stream", "image/")
 #: the Host headers a server listening on loopback answers
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 #: the addresses a server can be told to listen on that are loopback
@@ -54,11 +61,12 @@ PAGE_FILES = {"editor.js": "text/javascript", "editor.css": "text/css"}
 
 
 class SecurityHeaders:
-    """Adds a Content-Security-Policy (this server's own files and data: images only) and nosniff to every
-    response; plain ASGI (Starlette's BaseHTTPMiddleware would cost each request a task and a stream)."""
+    """Adds a Content-Security-Policy (this server's own files and data: images only; no framing by other pages)
+    and nosniff to every response, and no-store to the API's (a session's faces stay out of caches); plain ASGI
+    (Starlette's BaseHTTPMiddleware would cost each request a task and a stream)."""
 
-    HEADERS = ((b"content-security-policy", b"default-src 'self'; img-src 'self' data:"),
-               (b"x-content-type-options", b"nosniff"))  # fmt: skip
+    HEADERS = ((b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+               (b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"))  # fmt: skip
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -68,9 +76,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        api = scope["path"].startswith("/api/")
+
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+                headers = [*message.get("headers", []), *self.HEADERS]
+                if api and not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -78,6 +91,14 @@ class SecurityHeaders:
 
 class BodyTooLargeError(Exception):
     """A request body over its cap."""
+
+
+class BodyTooSlowError(Exception):
+    """A request body that took longer than BODY_TIMEOUT_S to arrive."""
+
+
+class WrongContentTypeError(Exception):
+    """A body of a content type the route does not take."""
 
 
 class SeedRequest(BaseModel):
@@ -98,21 +119,32 @@ class ConditionRequest(BaseModel):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it passes ``limit`` bytes (declared or streamed)."""
+    """The request body, refused as soon as it passes ``limit`` bytes (declared or streamed) or BODY_TIMEOUT_S."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise BodyTooLargeError(f"request body over {limit:,} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(f"request body over {limit:,} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLargeError(f"request body over {limit:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlowError(f"the request body took more than {BODY_TIMEOUT_S:.0f} s to arrive") from None
     return b"".join(chunks)
 
 
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def parse(request: Request, model: type[BaseModel]) -> Any:
-    """A JSON body of ``model`` (an empty body is ``{}``), capped at MAX_JSON_BYTES."""
+    """A JSON body of ``model`` (an empty body is ``{}``), capped at MAX_JSON_BYTES; sent as application/json,
+    which no other site's page can send here without this server's leave (a CORS preflight it never grants)."""
+    if content_type(request) != "application/json":
+        raise WrongContentTypeError("send the body as Content-Type: application/json")
     body = await read_body(request, MAX_JSON_BYTES)
     try:
         return model.model_validate_json(body or b"{}")
@@ -121,9 +153,18 @@ async def parse(request: Request, model: type[BaseModel]) -> Any:
 
 
 def allowed_hosts_for(listen_host: str) -> list[str] | None:
-    """The Host headers a server listening on ``listen_host`` answers: only loopback names on loopback (against
-    DNS rebinding), any elsewhere (the names a public server is reached by are not known here)."""
-    return LOOPBACK_HOSTS if listen_host in LOOPBACK_ADDRESSES else None
+    """The Host headers a server listening on ``listen_host`` answers: only loopback names and the address itself
+    on any loopback address (127.0.0.0/8, ::1: against DNS rebinding), any elsewhere (the names a public server
+    is reached by are not known here)."""
+    if listen_host in LOOPBACK_ADDRESSES:
+        return LOOPBACK_HOSTS
+    try:
+        address = ipaddress.ip_address(listen_host.strip("[]"))
+    except ValueError:
+        return None  # a name: whatever it resolves to, its clients reach it by names not known here
+    if not address.is_loopback:
+        return None
+    return [*LOOPBACK_HOSTS, f"[{address}]" if address.version == 6 else str(address)]
 
 
 def create_app(
@@ -146,12 +187,19 @@ def create_app(
 
     @app.exception_handler(FacesteerError)
     async def bad_input(_request: Request, error: FacesteerError) -> JSONResponse:
-        status = 404 if isinstance(error, UnknownSessionError) else 503 if isinstance(error, ServiceBusyError) else 400
-        return JSONResponse({"detail": one_line(str(error))}, status_code=status)
+        return JSONResponse({"detail": one_line(str(error))}, status_code=status_of(error))
 
     @app.exception_handler(BodyTooLargeError)
     async def too_large(_request: Request, error: BodyTooLargeError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=413)
+
+    @app.exception_handler(BodyTooSlowError)
+    async def too_slow(_request: Request, error: BodyTooSlowError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=408, headers={"Connection": "close"})
+
+    @app.exception_handler(WrongContentTypeError)
+    async def wrong_type(_request: Request, error: WrongContentTypeError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=415)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -176,19 +224,28 @@ def create_app(
     @app.post("/api/sessions")
     async def new_session(request: Request) -> JSONResponse:
         seed = (await parse(request, SeedRequest)).seed
-        return answer(await run(service.new_session, seed))
+        return answer(await run(service.new_session, seed, request.client.host if request.client else ""))
 
     @app.post("/api/sessions/{session_id}/random")
     async def random_face(session_id: str, request: Request) -> JSONResponse:
         seed = (await parse(request, SeedRequest)).seed
         return answer(await run(service.random_face, session_id, seed))
 
+    upload_bodies = 0  # upload bodies being read now (the event loop's thread alone counts them)
+
     @app.post("/api/sessions/{session_id}/upload")
     async def upload(session_id: str, request: Request) -> JSONResponse:
+        nonlocal upload_bodies
+        if not content_type(request).startswith(UPLOAD_TYPES):
+            raise WrongContentTypeError("send the picture as Content-Type: application/octet-stream or image/*")
         service.sessions.get(session_id)  # an unknown session, or a busy server, is refused before the body is read
-        if service.uploads_busy():
-            raise ServiceBusyError("another upload is being inverted: try again in a few seconds")
-        data = await read_body(request, max_upload_bytes)
+        if service.uploads_busy() or upload_bodies >= MAX_UPLOAD_BODIES:
+            raise ServiceBusyError("other uploads are on their way or being inverted: try again in a few seconds")
+        upload_bodies += 1
+        try:
+            data = await read_body(request, max_upload_bytes)
+        finally:
+            upload_bodies -= 1
         return answer(await run(service.upload, session_id, data))
 
     @app.get("/api/sessions/{session_id}/progress")
@@ -227,6 +284,14 @@ async def run(function: Any, *args: Any) -> Any:
     return await run_in_threadpool(function, *args)
 
 
+def status_of(error: FacesteerError) -> int:
+    """The HTTP status of a refusal: 404 unknown session, 429 too often, 503 busy, 400 anything else."""
+    for kind, status in ((UnknownSessionError, 404), (RateLimitedError, 429), (ServiceBusyError, 503)):
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
 def one_line(text: str) -> str:
     """The first line of ``text``, at most 300 characters."""
     line = text.strip().splitlines()[0] if text.strip() else "bad request"
@@ -236,23 +301,3 @@ def one_line(text: str) -> str:
 def page_file(name: str) -> bytes:
     """A file of the page, from this package."""
     return resources.files("facesteer.web").joinpath("static", name).read_bytes()
-
-
-@contextlib.contextmanager
-def serving(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve an ASGI ``app`` with uvicorn on a free port of ``host`` in a background thread, for as long as the
-    ``with`` block lasts (tests, the README's screenshot, a notebook); yields the server's URL."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError(f"the server on {host} stopped before it started")
-            time.sleep(0.02)
-        try:
-            yield f"http://{host}:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)

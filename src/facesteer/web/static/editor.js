@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 async function call(path, options = {}) {
   const response = await fetch(path, options);
   const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+  if (!response.ok) throw Object.assign(new Error(body.detail || `HTTP ${response.status}`), { status: response.status });
   return body;
 }
 
@@ -43,10 +43,20 @@ function show(view) {
 }
 
 // Actions run one after another, in the order the user made them (none is dropped while another is running).
+// A session the server no longer knows (expired, or evicted) is replaced by a new one, and the page says so.
 function act(work) {
   state.chain = state.chain.then(async () => {
     document.body.classList.add("busy");
-    try { show(await work()); } catch (error) { showError(error); } finally {
+    try { show(await work()); } catch (error) {
+      if (error.status === 404 && state.session) {
+        try {
+          show(await post("/api/sessions", {}));
+          showError("Your session had expired, so a new one started with a new face: please make that change again.");
+        } catch (again) { showError(again); }
+      } else {
+        showError(error);
+      }
+    } finally {
       document.body.classList.remove("busy");
     }
   });
