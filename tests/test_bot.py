@@ -5,20 +5,26 @@ The test prints the conversation (run with -s to read it).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from facesteer.bot import RedactToken, read_token
+from facesteer.bot import FaceBot, RedactToken, read_token
+from facesteer.discovery.directions import load_direction_set
 from facesteer.errors import FacesteerError
 from facesteer.generators import load_generator
 from facesteer.images import encode_png
+from facesteer.service import EditorService, load_controls
+from facesteer.service.editor import MAX_RECEIVING_UPLOADS
 from tests.fake_telegram import FakeTelegram
 from tests.test_service import CELEBA
 
@@ -175,3 +181,41 @@ def test_bot_without_a_token_is_one_line(run, monkeypatch):
     monkeypatch.delenv("FACESTEER_BOT_TOKEN", raising=False)
     result = run("bot")
     assert result.returncode == 2 and "FACESTEER_BOT_TOKEN" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def face_bot(generator):
+    service = EditorService(generator, load_controls(generator, load_direction_set(None, generator.name), None))
+    yield FaceBot(service)
+    service.close()
+
+
+def test_updates_of_a_new_chat_that_arrive_together_share_one_session(face_bot):
+    """A new chat that sent /random and pressed a button at once got two sessions; its next press edited a face
+    the user never saw."""
+
+    async def together() -> list[str]:
+        return await asyncio.gather(*(face_bot.ensure_session(7) for _ in range(4)))
+
+    before = len(face_bot.service.sessions)
+    sessions = asyncio.run(together())
+    assert len(set(sessions)) == 1 and len(face_bot.service.sessions) == before + 1
+
+
+def test_a_busy_bot_says_so_before_it_downloads_a_photo(face_bot):
+    """16 chats sending 9.9 MiB photos at once cost +458 MiB: each was downloaded before the busy check."""
+    downloads, said = [], []
+
+    async def get_file():
+        downloads.append(1)
+        raise AssertionError("downloaded while busy")
+
+    attachment = SimpleNamespace(file_size=1000, get_file=get_file)
+    chat = SimpleNamespace(send_message=lambda text: asyncio.sleep(0, said.append(text)))
+    update = SimpleNamespace(effective_message=SimpleNamespace(photo=[attachment], document=None), effective_chat=chat)
+    with contextlib.ExitStack() as held:
+        for _ in range(MAX_RECEIVING_UPLOADS):  # other photos are arriving
+            held.enter_context(face_bot.service.receiving_upload())
+        asyncio.run(face_bot.photo(update, None))
+    assert downloads == [] and said == ["sorry: other uploads are on their way or being inverted: try again in a few "
+                                        "seconds"]  # fmt: skip

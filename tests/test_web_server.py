@@ -13,6 +13,7 @@ import pytest
 
 from facesteer.discovery.directions import load_direction_set
 from facesteer.service import EditorService, load_controls
+from facesteer.service.editor import MAX_RECEIVING_UPLOADS
 from facesteer.web import app as web_app
 from facesteer.web import server
 from facesteer.web.app import create_app
@@ -103,7 +104,7 @@ def test_upload_bodies_are_read_a_few_at_a_time_and_not_for_ever(url, monkeypatc
     monkeypatch.setattr(web_app, "BODY_TIMEOUT_S", 1.0)
     session = new_session(url)
     path = f"/api/sessions/{session}/upload"
-    stalled = [connect(url) for _ in range(web_app.MAX_UPLOAD_BODIES)]
+    stalled = [connect(url) for _ in range(MAX_RECEIVING_UPLOADS)]
     try:
         for connection in stalled:  # a body announced at 1,000 bytes, 10 sent
             connection.sendall(request("POST", path, b"\xff" * 10, "application/octet-stream", length=1000))

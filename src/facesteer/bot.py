@@ -90,6 +90,7 @@ class FaceBot:
     def __init__(self, service: EditorService) -> None:
         self.service = service
         self.chats: OrderedDict[int, str] = OrderedDict()
+        self._creating = asyncio.Lock()  # one new session at a time: two updates of a new chat get one session
 
     # ---- keyboard and captions
 
@@ -130,7 +131,20 @@ class FaceBot:
         return session_id
 
     async def ensure_session(self, chat_id: int) -> str:
-        """The chat's session; a new random face if it has none or it expired."""
+        """The chat's session; a new random face if it has none or it expired (at most one per chat, however
+        many of its updates arrive together)."""
+        if (session_id := self._live_session(chat_id)) is not None:
+            return session_id
+        async with self._creating:
+            if (session_id := self._live_session(chat_id)) is not None:  # made while this update waited
+                return session_id
+            view = await asyncio.to_thread(self.service.new_session, None)
+            self.chats[chat_id] = view.session
+            while len(self.chats) > MAX_CHATS:
+                self.chats.popitem(last=False)
+            return view.session
+
+    def _live_session(self, chat_id: int) -> str | None:
         session_id = self.session_id(chat_id)
         if session_id is not None:
             try:
@@ -138,11 +152,7 @@ class FaceBot:
                 return session_id
             except UnknownSessionError:
                 pass
-        view = await asyncio.to_thread(self.service.new_session, None)
-        self.chats[chat_id] = view.session
-        while len(self.chats) > MAX_CHATS:
-            self.chats.popitem(last=False)
-        return view.session
+        return None
 
     # ---- handlers
 
@@ -165,7 +175,11 @@ class FaceBot:
             await update.effective_chat.send_message(f"that picture is over {MAX_PHOTO_BYTES // 2**20} MB")
             return
         try:
-            data = bytes(await (await attachment.get_file()).download_as_bytearray())
+            with self.service.receiving_upload():  # busy is said before the picture is downloaded
+                data = bytes(await (await attachment.get_file()).download_as_bytearray())
+        except FacesteerError as error:
+            await update.effective_chat.send_message(f"sorry: {error}")
+            return
         except TelegramError as error:
             logger.error("download failed: %s", type(error).__name__)
             await update.effective_chat.send_message("sorry: I could not download that picture")

@@ -17,12 +17,13 @@ to the generator's framing and inverted (:func:`facesteer.inversion.invert`), on
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import secrets
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -51,6 +52,8 @@ SLIDER_LIMIT = 3.0
 MAX_SEED = 2**31 - 1
 #: uploads accepted at once (one inverting, the rest waiting); more are refused as busy
 MAX_PENDING_UPLOADS = 2
+#: uploads whose bytes may be arriving at once (a request body, a bot's download); more are refused as busy
+MAX_RECEIVING_UPLOADS = 2
 #: new sessions one client may start per minute (a page load starts one; more evicted other users' sessions)
 NEW_SESSIONS_PER_MINUTE = 30
 #: conditioned directions kept (a key per slider and set of conditions switched on)
@@ -199,7 +202,7 @@ class EditorService:
         self._upload_lock = threading.Lock()
         self._directions: dict[tuple[str, frozenset[str]], np.ndarray] = {}
         self._directions_lock = threading.Lock()
-        self._upload_count_lock, self._uploads_pending = threading.Lock(), 0
+        self._upload_count_lock, self._uploads_pending, self._uploads_receiving = threading.Lock(), 0, 0
         self.new_session_limit = RateLimit(NEW_SESSIONS_PER_MINUTE, 60.0)
 
     @classmethod
@@ -275,6 +278,24 @@ class EditorService:
         """True when an upload is running and another already waits: a new one would be refused."""
         with self._upload_count_lock:
             return self._uploads_pending >= MAX_PENDING_UPLOADS
+
+    @contextlib.contextmanager
+    def receiving_upload(self) -> Iterator[None]:
+        """Hold one of MAX_RECEIVING_UPLOADS slots while an upload's bytes arrive (the editor's request body, the
+        bot's download), so the memory held for uploads is bounded before a byte of them is read.
+
+        Raises:
+            ServiceBusyError: the slots are taken, or uploads already wait to be inverted.
+        """
+        with self._upload_count_lock:
+            if self._uploads_pending >= MAX_PENDING_UPLOADS or self._uploads_receiving >= MAX_RECEIVING_UPLOADS:
+                raise ServiceBusyError("other uploads are on their way or being inverted: try again in a few seconds")
+            self._uploads_receiving += 1
+        try:
+            yield
+        finally:
+            with self._upload_count_lock:
+                self._uploads_receiving -= 1
 
     def upload(self, session_id: str, data: bytes, name: str = "the upload") -> View:
         """Show the inversion of an uploaded picture (bytes): decoded in memory, aligned, inverted.

@@ -20,8 +20,8 @@ Bad input is a 4xx whose JSON ``detail`` is one line: 400 (not an image, no face
 slider), 404 (unknown or expired session), 408 (a body slower than BODY_TIMEOUT_S), 413 (body too large), 415
 (another content type), 422 (a field of the wrong type), 429 (new sessions too often from one client), 503 (uploads
 or too many renders already queued: try again). Uploads are read into memory (never a temporary file), at most
-MAX_UPLOAD_BODIES at once, and every request body is capped before it is read whole. Connections are bounded
-in :mod:`facesteer.web.server`.
+MAX_RECEIVING_UPLOADS at once (:mod:`facesteer.service.editor`), and every request body is capped before it is
+read whole. Connections are bounded in :mod:`facesteer.web.server`.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ from facesteer.service import EditorService, RateLimitedError, ServiceBusyError,
 MAX_UPLOAD_BYTES = 10 * 2**20
 #: JSON bodies larger than this are refused (413)
 MAX_JSON_BYTES = 4096
-#: upload bodies read at once (each up to max_upload_bytes); more are refused as busy (503)
-MAX_UPLOAD_BODIES = 2
 #: seconds a request body may take to arrive (10 MiB at 1.5 Mbit/s); slower is refused (408)
 BODY_TIMEOUT_S = 60.0
 #: the content types an upload may be sent as: never one a cross-site form or fetch may send without asking
@@ -231,21 +229,13 @@ def create_app(
         seed = (await parse(request, SeedRequest)).seed
         return answer(await run(service.random_face, session_id, seed))
 
-    upload_bodies = 0  # upload bodies being read now (the event loop's thread alone counts them)
-
     @app.post("/api/sessions/{session_id}/upload")
     async def upload(session_id: str, request: Request) -> JSONResponse:
-        nonlocal upload_bodies
         if not content_type(request).startswith(UPLOAD_TYPES):
             raise WrongContentTypeError("send the picture as Content-Type: application/octet-stream or image/*")
         service.sessions.get(session_id)  # an unknown session, or a busy server, is refused before the body is read
-        if service.uploads_busy() or upload_bodies >= MAX_UPLOAD_BODIES:
-            raise ServiceBusyError("other uploads are on their way or being inverted: try again in a few seconds")
-        upload_bodies += 1
-        try:
+        with service.receiving_upload():
             data = await read_body(request, max_upload_bytes)
-        finally:
-            upload_bodies -= 1
         return answer(await run(service.upload, session_id, data))
 
     @app.get("/api/sessions/{session_id}/progress")
