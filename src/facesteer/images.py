@@ -92,13 +92,12 @@ def _to_rgb(image: Image.Image, name: str, max_pixels: int | None = None) -> Ima
     The picture is reduced before it is turned and converted, so no full-size copy of it is made."""
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        pixels = np.asarray(image)
-        depth = 65535 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255
-        grey = np.empty(pixels.shape, np.uint8)
-        for top in range(0, len(pixels), _ROWS_PER_CHUNK):  # in slices: a wider copy of it all would be 8x its size
-            rows = np.clip(pixels[top : top + _ROWS_PER_CHUNK].astype(np.int64), 0, depth)
-            grey[top : top + _ROWS_PER_CHUNK] = (rows * 255 + depth // 2) // depth  # rounded, as round(p * 255 / depth)
-        del pixels
+        width, height = image.size
+        depth = 65535 if image.mode.startswith("I;16") or image.getextrema()[1] > 255 else 255
+        grey = np.empty((height, width), np.uint8)
+        for top in range(0, height, _ROWS_PER_CHUNK):  # in slices: a copy of it all in wider integers is 4-8x
+            rows = np.asarray(image.crop((0, top, width, min(top + _ROWS_PER_CHUNK, height))), dtype=np.int64)
+            grey[top : top + _ROWS_PER_CHUNK] = (np.clip(rows, 0, depth) * 255 + depth // 2) // depth  # rounded
         image = Image.fromarray(grey)
     elif image.mode == "F":
         raise FacesteerError(f"{name} has 32-bit float pixels, which have no agreed range: save it with 8 or 16 bits")
