@@ -40,8 +40,8 @@ from serve import rss_mib, start_server
 from facesteer.generators.stylegan2 import SAFETENSORS_FORMAT
 
 #: the attacks come from loopback addresses of their own (per-client limits apply to them, not to the load's
-#: clients): the floods from the first, the uploads' sessions from the second
-ATTACKER, UPLOADER = "127.0.0.2", "127.0.0.3"
+#: clients): requests and stalled bodies, the uploads' sessions, slow headers
+ATTACKER, UPLOADER, SLOW = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 UPLOAD_LIMIT = 10 * 2**20  # `facesteer serve`'s upload size limit
 
 
@@ -236,7 +236,7 @@ async def slowloris(url: str, count: int = 200, seconds: float = 30.0) -> Counte
 
     async def one() -> str:
         try:
-            async with Client(url) as client:
+            async with Client(url, SLOW) as client:
                 client.writer.write(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 started = time.monotonic()
                 while time.monotonic() - started < seconds:
