@@ -179,12 +179,15 @@ def test_export_writes_weights_and_a_model_card(faces, tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     Trainer(tiny_options(faces, kimg=0.008), tmp_path / "run", progress=False).train()
-    card = export_trained_generator(
-        tmp_path / "run", "stylegan2-tiny16", tmp_path / "ship", fid_num=3, progress=False, fid_reference_num=5
-    )
+    card = export_trained_generator(tmp_path / "run", "stylegan2-tiny16", tmp_path / "ship", fid_num=3,
+                                    progress=False, fid_reference_num=5, quality_num=8)  # fmt: skip
     assert card["fid"] > 0 and card["kimg"] == 0.008 and card["fid_num"] == 3 and card["fid_reference_images"] == 5
+    measured = card["quality"]
+    assert measured["generated"] == measured["real"] == 8 and 0 <= measured["inception_precision"] <= 1
+    assert measured["faces_found"] == 0  # 16-px noise: dlib's distance is not defined, and the card says so
     text = (tmp_path / "ship" / "stylegan2-tiny16.md").read_text()
     assert "FID: **" in text and "--resolution 16" in text and "5 images spread evenly over the 8" in text
+    assert "face space\n  **n/a**" in text and "dlib finds a face in\n  0.0% of the faces" in text
     generator = load_generator(str(tmp_path / "ship" / "stylegan2-tiny16.safetensors"))
     assert generator.resolution == 16
     with pytest.raises(FacesteerError, match="the run folder itself"):

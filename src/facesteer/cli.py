@@ -1031,12 +1031,19 @@ def export_gan(
     fid_num: int = typer.Option(10_000, "--fid-num", min=2, help="generated faces for the card's FID"),
     hardware: str = typer.Option("", "--hardware", help="what it was trained on, for the card"),
     reference_num: int | None = ReferenceNumOption,
+    quality_num: int = typer.Option(
+        1000, "--quality-num", min=4, help="faces and photos for the card's dlib distance, precision and recall"
+    ),
 ) -> None:
-    """Write a trained generator and its model card (data, options, kimg, hardware, time, FID)."""
+    """Write a trained generator and its model card (data, options, kimg, hardware, time, FID, and the Fréchet
+    distance in dlib's face space, precision and recall, faces found)."""
     from facesteer.training.stylegan2 import export_trained_generator
 
-    card = export_trained_generator(run, name, out_dir, fid_num, hardware, fid_reference_num=reference_num)
-    console.print(f"wrote {out_dir / (name + '.safetensors')} and its card; FID {card['fid']:.2f} ({fid_num:,} faces)")
+    card = export_trained_generator(
+        run, name, out_dir, fid_num, hardware, fid_reference_num=reference_num, quality_num=quality_num
+    )
+    console.print(f"wrote {out_dir / (name + '.safetensors')} and its card; FID {card['fid']:.2f} ({fid_num:,} faces), "
+                  f"dlib distance {card['quality']['dlib_frechet']:.3f}")  # fmt: skip
 
 
 @app.command()

