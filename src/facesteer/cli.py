@@ -1144,7 +1144,7 @@ def discover_ganspace(
     from facesteer.discovery import ganspace
 
     model = load_generator(generator)
-    components = min(components, model.space_shape("w" if "w" in model.spaces else "z")[0])
+    components = min(components, model.space_shape(model.edit_space)[0])
     directions = ganspace(model, num=num, components=components, seed=seed, progress=not as_json)
     _finish_directions(model, directions, out, show, seed, as_json)
 

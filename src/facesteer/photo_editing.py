@@ -58,7 +58,7 @@ def conditioned_boundary(boundary: Boundary, conditions: Sequence[Boundary]) -> 
     return boundary.conditioned_on(*conditions) if conditions else boundary
 
 
-def edit_space(generator: Generator, boundary: Boundary, space: str) -> str:
+def boundary_edit_space(generator: Generator, boundary: Boundary, space: str) -> str:
     """The space codes of ``space`` are edited in along ``boundary``: their own, or W for z codes and a W
     boundary (z maps to w exactly); checked, so a mismatch is refused before any inversion."""
     chosen = "w" if space == "z" and boundary.space == "w" and "w" in generator.spaces else space
@@ -70,7 +70,7 @@ def edit_codes(
     generator: Generator, codes: np.ndarray, space: str, boundary: Boundary, alphas: Sequence[float]
 ) -> np.ndarray:
     """Images (N, A, R, R, 3) of ``codes`` (of ``space``) moved by each alpha along ``boundary``."""
-    chosen = edit_space(generator, boundary, space)
+    chosen = boundary_edit_space(generator, boundary, space)
     if chosen != space:
         codes = generator.map(codes, chosen)
     edited = [generator.synthesize(shift(codes, boundary.normal, float(alpha)), chosen) for alpha in alphas]
@@ -162,7 +162,7 @@ def edit_photos(
     if missing:
         raise FacesteerError(f"picture {missing[0]} not found")
     used = conditioned_boundary(boundary, conditions)
-    edit_space(generator, used, (recipe or FACESTEER_RECIPE).space)  # refused now, not after the inversion
+    boundary_edit_space(generator, used, (recipe or FACESTEER_RECIPE).space)  # refused now, not after the inversion
     aligned = align_pictures(paths, framing, generator.resolution, models)
     inversion = invert(aligned, generator, method, recipe, encoder, progress=progress, tuning=tuning)
     edits = np.concatenate([edit_codes(inversion.generator_for(i, generator), inversion.codes[i : i + 1],

@@ -70,7 +70,7 @@ def ganspace(
     Raises:
         FacesteerError: too few samples or too many components.
     """
-    dim = generator.space_shape("w" if "w" in generator.spaces else "z")[0]
+    dim = generator.space_shape(generator.edit_space)[0]
     if not 1 <= components <= dim:
         raise FacesteerError(f"components must be in 1..{dim} for {generator.name}, got {components}")
     features = _features(generator, generator.sample_z(1, seed)).shape[1]

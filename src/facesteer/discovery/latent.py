@@ -169,7 +169,7 @@ class LatentDiscovery:
     ) -> None:
         self.generator, self.options, self.out = generator.to(device), options, Path(out)
         self.device, self.progress, self.clock = device, progress, clock
-        self.space = "w" if "w" in generator.spaces else "z"
+        self.space = generator.edit_space
         self.dim = generator.space_shape(self.space)[0]
         self.count = options.directions or min(32, self.dim)
         if not 1 <= self.count <= self.dim:

@@ -58,7 +58,7 @@ def sefa(generator: Generator, layers: Sequence[int] | None = None) -> Direction
     """
     weight = generator.code_weights(layers)
     directions, values = factorize_weight(weight)
-    space = "w" if "w" in generator.spaces else "z"
+    space = generator.edit_space
     chosen = None if layers is None or space == "z" else sorted(set(layers))
     return Directions(directions, "sefa", generator.name, space, layers=chosen, values=values,
                       info={"columns": int(weight.shape[1])})  # fmt: skip

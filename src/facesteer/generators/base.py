@@ -77,6 +77,12 @@ class Generator(ABC):
     #: compiles it (:mod:`facesteer.generators.compiled`; measured by bench/serve.py)
     compiles_faster: bool = False
 
+    @property
+    def edit_space(self) -> str:
+        """The space edits live in: W for style-based generators (their boundaries, directions and encoders are
+        trained there: W is better disentangled), else Z."""
+        return "w" if "w" in self.spaces else "z"
+
     def space_shape(self, space: str) -> tuple[int, ...]:
         """Shape of one code in ``space`` (without the batch dimension)."""
         if space == "z":

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator, to_uint8_images
 from facesteer.generators.ops import uint8_to_unit
-from facesteer.inversion.encoder import InversionEncoder, encoder_space, encoder_weights, load_encoder
+from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
 from facesteer.inversion.optimize import (
     BALANCED_RECIPE,
     FACESTEER_RECIPE,
@@ -94,10 +94,10 @@ def resolve_recipe(
     if recipe == "nfe" and space not in (None, "z"):
         raise FacesteerError("the nfe recipe optimises z: leave --space out or use --recipe facesteer")
     if space is None:
-        space = chosen.space if chosen.space in generator.spaces else encoder_space(generator)
+        space = chosen.space if chosen.space in generator.spaces else generator.edit_space
     if space not in generator.spaces:
         raise FacesteerError(f"generator {generator.name} has no latent space {space!r}; it has {generator.spaces}")
-    if method != "optim" and space == "z" and encoder_space(generator) != "z":
+    if method != "optim" and space == "z" and generator.edit_space != "z":
         raise FacesteerError(
             f"an encoder of {generator.name} predicts w, which cannot start an optimisation in z: use --method "
             "optim for z (NFE's recipe starts from z = 0) or a w/wp space"

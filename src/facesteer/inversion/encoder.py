@@ -32,11 +32,6 @@ CHANNELS = (32, 64, 128, 256)
 HIDDEN = 512
 
 
-def encoder_space(generator: Generator) -> str:
-    """The space an encoder of ``generator`` predicts: W if it has one, else Z."""
-    return "w" if "w" in generator.spaces else "z"
-
-
 class Encoder(nn.Module):
     """(N, 3, resolution, resolution) in [-1, 1] -> (N, code_dim) whitened codes.
 
@@ -124,7 +119,7 @@ def load_encoder(generator: Generator, path: str | os.PathLike[str] | None = Non
         raise FacesteerError(f"{path} has a corrupt model card in its metadata")
     if card.get("generator") != generator.name:
         raise FacesteerError(f"{path} encodes pictures for {card.get('generator')}, not for {generator.name}")
-    space = encoder_space(generator)
+    space = generator.edit_space
     code_dim = generator.space_shape(space)[0]
     network = Encoder(generator.resolution, code_dim)
     try:

@@ -119,7 +119,7 @@ def shipped_boundaries_folder(generator: str) -> os.PathLike[str]:
 def load_controls(generator: Generator, boundaries: Directions | None, directions: Directions | None) -> list[Control]:
     """The sliders: every boundary of ``boundaries``, then every named direction of ``directions`` whose name
     is not already a boundary's. Both sets must be of ``generator`` and in its edit space."""
-    space = edit_space(generator)
+    space = generator.edit_space
     controls: list[Control] = []
     for kind, found in (("attribute", boundaries), ("direction", directions)):
         if found is None:
@@ -138,11 +138,6 @@ def load_controls(generator: Generator, boundaries: Directions | None, direction
     if not controls:
         raise FacesteerError(f"nothing to edit {generator.name} with: no boundaries and no named directions")
     return controls
-
-
-def edit_space(generator: Generator) -> str:
-    """W for style-based generators (their boundaries and directions are trained there), else Z."""
-    return "w" if "w" in generator.spaces else "z"
 
 
 def render_space(generator: Generator) -> str:
@@ -185,7 +180,7 @@ class EditorService:
     ) -> None:
         self.generator, self.controls = generator, {c.name: c for c in controls}
         self.encoder, self.models = encoder, models
-        self.edit_space, self.render_space = edit_space(generator), render_space(generator)
+        self.edit_space, self.render_space = generator.edit_space, render_space(generator)
         self.sessions = store if store is not None else SessionStore()  # (an empty store is falsy)
         self.queue = RenderQueue(generator, self.render_space, max_batch, max_wait, finish=encode_png)
         self.compile_synthesis, self.compile_problem = compile_synthesis, None

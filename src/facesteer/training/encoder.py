@@ -35,7 +35,7 @@ from facesteer.errors import FacesteerError
 from facesteer.files import check_out_folder, write_json
 from facesteer.generators.base import Generator
 from facesteer.generators.ops import uint8_to_unit
-from facesteer.inversion.encoder import Encoder, encoder_space, save_encoder
+from facesteer.inversion.encoder import Encoder, save_encoder
 from facesteer.inversion.prior import LatentPrior
 from facesteer.perceptual import load_lpips
 from facesteer.resumable import read_checkpoint, restore_state, state_tensors, write_checkpoint
@@ -118,7 +118,7 @@ def train_encoder(
             raise FacesteerError(f"{data} holds {len(photos)} photos, fewer than --real-per-step")
 
     torch.manual_seed(options.seed)
-    space = encoder_space(generator)
+    space = generator.edit_space
     code_dim = generator.space_shape(space)[0]
     prior = LatentPrior.fit(generator, space)
     # the latent error is measured in the space itself, relative to its total variance (1 = predicting the mean):
