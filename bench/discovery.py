@@ -25,7 +25,7 @@ from sklearn.decomposition import PCA
 from facesteer.discovery import ganspace, hessian_penalty, sefa
 from facesteer.discovery.hessian_penalty import hessian_penalty_unbatched
 from facesteer.discovery.latent import METHODS, DiscoveryOptions, LatentDiscovery
-from facesteer.generators import GENERATORS, load_generator
+from facesteer.generators import load_generator, registry
 
 
 def timed(function, repeats: int) -> float:
@@ -50,7 +50,7 @@ def peak_traced(function) -> tuple[float, float]:
 
 
 def bench_sefa(repeats: int) -> None:
-    for name in GENERATORS:
+    for name in registry():
         model = load_generator(name)
         seconds = timed(lambda model=model: sefa(model), repeats)
         print(f"sefa {name}: {seconds * 1000:.1f} ms ({len(sefa(model))} directions)")

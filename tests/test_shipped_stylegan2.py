@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from facesteer.generators import GENERATORS, WEIGHTS_DIR, load_generator
+from facesteer.generators import load_generator, registry
+from facesteer.shipped import WEIGHTS_DIR
 
 from .conftest import requires_models
 
@@ -16,7 +17,7 @@ SHIPPED = ["stylegan2-anime64", "stylegan2-utkface64"]
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_registered_with_a_complete_card(name):
-    assert name in GENERATORS
+    assert name in registry()
     card = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
     assert card["name"] == name and card["options"]["resolution"] == 64
     assert card["fid"] > 0 and card["fid_num"] >= 2000 and card["fid_reference_images"] >= 2000

@@ -27,11 +27,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from facesteer import shipped
 from facesteer.attributes.anime import detect_anime_face
 from facesteer.attributes.teachers import native_stderr_silenced
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
-from facesteer.generators import GENERATORS, WEIGHTS_DIR
+from facesteer.generators import registry
 from facesteer.images import check_face_sized, upscale_for_detection
 from facesteer.modelfiles import require_model_file
 
@@ -109,20 +110,20 @@ class Framing:
 
 def framing_path(generator: str) -> Path:
     """Where the shipped framing of ``generator`` lives (it may not exist)."""
-    return WEIGHTS_DIR / f"framing-{generator}.json"
+    return shipped.framing_file(generator)
 
 
 def load_framing(generator: str, path: str | os.PathLike[str] | None = None) -> Framing:
     """The framing of ``generator``: the file at ``path``, else the shipped one."""
     if path is not None:
         return Framing.load(path)
-    shipped = framing_path(generator)
-    if not shipped.is_file():
+    packaged = framing_path(generator)
+    if not packaged.is_file():
         raise FacesteerError(
             f"no framing for {generator}: learn one with `facesteer learn-framing --generator {generator} --data "
             "FOLDER_OF_ITS_TRAINING_IMAGES --out FILE.json` and pass it with --framing"
         )
-    return Framing.load(shipped)
+    return Framing.load(packaged)
 
 
 class LandmarkDetector:
@@ -296,7 +297,7 @@ def framing_kind_for(generator: str) -> str:
 def default_framing_out(generator: str, force: bool = False) -> Path:
     """Where ``learn-framing`` writes without --out: the package's framing of a registered generator, which
     it replaces only when forced."""
-    if generator not in GENERATORS:
+    if generator not in registry():
         raise FacesteerError(f"{generator} is not a registered generator: give --out FILE.json")
     target = framing_path(generator)
     if target.exists() and not force:

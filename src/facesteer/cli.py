@@ -20,7 +20,7 @@ from facesteer import modelfiles
 from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_workers, load_scorer
 from facesteer.errors import FacesteerError
 from facesteer.files import strict_json
-from facesteer.generators import DEFAULT_GENERATOR, GENERATORS, apply_truncation, load_generator
+from facesteer.generators import DEFAULT_GENERATOR, apply_truncation, load_generator, registry
 from facesteer.images import image_grid, save_png
 
 if TYPE_CHECKING:  # imported inside serve and bot: the service loads the inversion models
@@ -86,7 +86,7 @@ def info(models: Path | None = ModelsOption, as_json: bool = JsonOption) -> None
     """List generators, scorers, attributes and model files (where each is, whether it is found)."""
     folder = modelfiles.models_dir(models)
     content = {
-        "generators": [{"name": name, "description": text} for name, (_, text) in GENERATORS.items()],
+        "generators": [{"name": name, "description": text} for name, (_, text) in registry().items()],
         "scorers": [{"name": name, "description": text} for name, text in SCORERS.items()],
         "attributes": [vars(attribute) for attribute in ATTRIBUTES.values()],
         "models_dir": str(folder),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facesteer import shipped
 from facesteer.attributes.base import check_images
 from facesteer.errors import FacesteerError
 from facesteer.images import upscale_for_detection
@@ -150,7 +151,7 @@ def identity_distance(
 
 #: the calibration shipped with the package, written by
 #: ``facesteer check-identity --out src/facesteer/weights/identity-calibration.json``
-CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "weights" / "identity-calibration.json"
+CALIBRATION_FILE = shipped.IDENTITY_CALIBRATION_FILE
 
 
 def calibrated_threshold(size: int | None = 64, fallback: bool = False) -> float:

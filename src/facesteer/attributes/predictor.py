@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from facesteer import shipped
 from facesteer.attributes.base import FACE_ATTRIBUTES, check_images
 from facesteer.errors import FacesteerError
-from facesteer.generators import GENERATORS, WEIGHTS_DIR
+from facesteer.generators import registry
 from facesteer.generators.base import Generator
 from facesteer.generators.ops import uint8_to_unit
 
@@ -97,7 +97,7 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def packaged_weights() -> Path:
     """Path of the predictor weights shipped inside the package."""
-    return Path(str(resources.files("facesteer") / "weights" / WEIGHTS_NAME))
+    return shipped.scorer_file(WEIGHTS_NAME.removesuffix(".safetensors"))
 
 
 def generator_id(generator: Generator | dict[str, Any] | str) -> str:
@@ -108,11 +108,11 @@ def generator_id(generator: Generator | dict[str, Any] | str) -> str:
         generator: a generator, its ``config()`` (as a dataset manifest stores it), or a ``--generator`` value.
     """
     if isinstance(generator, str):
-        return generator if generator in GENERATORS else str(Path(generator).resolve())
+        return generator if generator in registry() else str(Path(generator).resolve())
     config = generator if isinstance(generator, dict) else generator.config()
     name, path = config.get("name"), config.get("path")
     # a registered generator records no path (the default DCGAN) or its file in the package (shipped StyleGAN2s)
-    if name in GENERATORS and (path is None or Path(path).resolve() == (WEIGHTS_DIR / f"{name}.safetensors").resolve()):
+    if name in registry() and (path is None or Path(path).resolve() == shipped.generator_file(name).resolve()):
         return str(name)
     return str(Path(path).resolve()) if path else str(name)
 

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from facesteer import shipped
 from facesteer.attributes.base import check_images
 from facesteer.attributes.convnet import ConvClassifier, load_classifier, network_logits
 from facesteer.errors import FacesteerError
-from facesteer.generators import GENERATORS, WEIGHTS_DIR
+from facesteer.generators import registry
 
 
 class RealismNet(ConvClassifier):
@@ -43,13 +44,13 @@ def realism_logits(network: RealismNet, images: np.ndarray, batch_size: int = 25
 
 def quality_weights(generator: str) -> Path:
     """Where the shipped quality model of ``generator`` lives (it may not exist)."""
-    return WEIGHTS_DIR / f"quality-{generator}.safetensors"
+    return shipped.quality_file(generator)
 
 
 def default_quality_out(generator: str) -> Path:
     """Where ``train-quality`` writes by default: the package's weights for a registered generator (so the
     ``quality`` scorer finds them); a generator loaded from a file needs an explicit ``--out``."""
-    if generator not in GENERATORS:
+    if generator not in registry():
         raise FacesteerError(f"{generator} is not a registered generator: give --out FILE.safetensors")
     return quality_weights(generator)
 
@@ -109,4 +110,4 @@ class QualityScorer:
 
 def shipped_quality() -> list[str]:
     """Generators with a shipped quality model."""
-    return sorted(p.stem.removeprefix("quality-") for p in WEIGHTS_DIR.glob("quality-*.safetensors"))
+    return shipped.shipped_for("quality")

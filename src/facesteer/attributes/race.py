@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from facesteer import shipped
 from facesteer.attributes.convnet import ConvClassifier, load_classifier, network_logits
 from facesteer.errors import FacesteerError
-from facesteer.generators import WEIGHTS_DIR
 
 RACES = ("white", "black", "asian", "indian", "others")  #: UTKFace's codes 0..4
 RACE_ATTRIBUTES = tuple(f"race_{race}" for race in RACES[:4])
-WEIGHTS = WEIGHTS_DIR / "race-utkface.safetensors"
+WEIGHTS = shipped.scorer_file("race-utkface")
 
 
 def load_race_network(path: str | os.PathLike[str] = WEIGHTS) -> tuple[ConvClassifier, dict[str, Any]]:

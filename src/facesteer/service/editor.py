@@ -30,11 +30,12 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from facesteer import shipped
 from facesteer.alignment import Aligner, load_framing
 from facesteer.boundaries import project_boundary
 from facesteer.discovery.directions import Directions, shipped_directions_folder
 from facesteer.errors import FacesteerError
-from facesteer.generators import WEIGHTS_DIR, load_generator
+from facesteer.generators import load_generator
 from facesteer.generators.base import Generator
 from facesteer.generators.compiled import CompiledSynthesis
 from facesteer.images import decode_image, encode_png
@@ -113,7 +114,7 @@ class Control:
 
 def shipped_boundaries_folder(generator: str) -> os.PathLike[str]:
     """Where the package keeps the InterFaceGAN boundaries of ``generator`` (a direction set named by attribute)."""
-    return WEIGHTS_DIR / f"boundaries-{generator}"
+    return shipped.boundaries_folder(generator)
 
 
 def load_controls(generator: Generator, boundaries: Directions | None, directions: Directions | None) -> list[Control]:

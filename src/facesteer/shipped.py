@@ -1,0 +1,68 @@
+"""The files facesteer ships inside its package, in ``facesteer/weights``: the one place that says where each
+kind lives. ``generator`` is always a registry name (``stylegan2-utkface64``); a path returned may not exist
+(nothing of that kind is shipped for that generator). Nothing here reads a file at import time.
+
+    NAME.safetensors, NAME.json, NAME.md    a StyleGAN2 trained by facesteer, its card (export-gan)
+    encoder-NAME.safetensors                its inversion encoder (train-encoder)
+    boundaries-NAME/, directions-NAME/      its InterFaceGAN boundaries and named directions (direction sets)
+    quality-NAME.safetensors                its artifact-quality model (train-quality)
+    framing-NAME.json                       how its faces are framed, for aligning photos (learn-framing)
+    race-utkface.safetensors, predictor-*.  scorers trained by facesteer
+    identity-calibration.json               dlib's same-person distances (check-identity)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+#: the package's weights folder
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def generator_file(generator: str) -> Path:
+    return WEIGHTS_DIR / f"{generator}.safetensors"
+
+
+@functools.cache
+def generator_cards() -> dict[str, dict[str, Any]]:
+    """The card (``export-gan``'s NAME.json) of every shipped StyleGAN2, by name; read once, when first asked."""
+    return {card.stem: json.loads(card.read_text()) for card in sorted(WEIGHTS_DIR.glob("stylegan2-*.json"))}
+
+
+def encoder_file(generator: str) -> Path:
+    return WEIGHTS_DIR / f"encoder-{generator}.safetensors"
+
+
+def boundaries_folder(generator: str) -> Path:
+    return WEIGHTS_DIR / f"boundaries-{generator}"
+
+
+def directions_folder(generator: str) -> Path:
+    return WEIGHTS_DIR / f"directions-{generator}"
+
+
+def quality_file(generator: str) -> Path:
+    return WEIGHTS_DIR / f"quality-{generator}.safetensors"
+
+
+def framing_file(generator: str) -> Path:
+    return WEIGHTS_DIR / f"framing-{generator}.json"
+
+
+def scorer_file(name: str) -> Path:
+    """A scorer trained by facesteer: ``race-utkface``, ``predictor-dcgan64``."""
+    return WEIGHTS_DIR / f"{name}.safetensors"
+
+
+#: how far apart dlib's descriptors of one person lie (check-identity)
+IDENTITY_CALIBRATION_FILE = WEIGHTS_DIR / "identity-calibration.json"
+
+
+def shipped_for(kind: str) -> list[str]:
+    """The generators that have a shipped ``kind`` (``"directions"``, ``"boundaries"``, ``"quality"``,
+    ``"encoder"``, ``"framing"``), sorted."""
+    names = (path.name.removeprefix(f"{kind}-").split(".")[0] for path in WEIGHTS_DIR.glob(f"{kind}-*"))
+    return sorted(set(names))
