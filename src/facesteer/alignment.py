@@ -28,8 +28,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from facesteer import shipped
-from facesteer.attributes.anime import detect_anime_face
-from facesteer.attributes.teachers import native_stderr_silenced
+from facesteer.detection import detect_anime_face, native_stderr_silenced
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
 from facesteer.generators import registry

@@ -24,15 +24,12 @@ check-anime`` prints the AUROC of each score against those labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import PIL
-from PIL import Image
 
 from facesteer.attributes.base import ATTRIBUTES, Attribute, check_images
-from facesteer.errors import FacesteerError
+from facesteer.detection import ANIME_DETECTION_SIZE, detect_anime_face, require_working_pillow
 
 #: hair colour name -> (CSS colour it is named after, its HSV hue in degrees)
 HAIR_HUES: dict[str, tuple[str, float]] = {
@@ -59,11 +56,6 @@ MEAN_FACE_BOX = (0.137, 0.232, 0.735, 0.735)
 HAIR_BAND = ((0.02, 0.22), (0.12, 0.88))
 #: CIELAB distance under which a pixel counts as hair-coloured
 HAIR_COLOUR_DISTANCE = 20.0
-#: the detector sees the picture padded by a quarter on each side and scaled to this size: on the 120 labelled
-#: anime-faces-64 images it finds 107 faces at 256 px (45 ms each), 115 at 160 px (27 ms), 116 at 128 px (17 ms)
-DETECTION_SIZE = 160
-DETECTION_MARGIN = 0.25
-
 ANIME_ATTRIBUTES: tuple[str, ...] = (
     "hair_lightness",
     *(f"hair_{name}" for name in HAIR_HUES),
@@ -94,60 +86,6 @@ ATTRIBUTES |= {
         *(_hue_attribute("eye", name, css, hue) for name, (css, hue) in EYE_HUES.items()),
     ]
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AnimeFace:
-    """One face animeface found, in the image's pixel coordinates.
-
-    Attributes:
-        box: face box (x, y, width, height).
-        left_eye, right_eye: eye boxes (x, y, width, height).
-        eye_colours: (2, 3) uint8 RGB, the detector's colour of each eye.
-        likelihood: the detector's confidence, 0 to 1.
-    """
-
-    box: tuple[float, float, float, float]
-    left_eye: tuple[float, float, float, float]
-    right_eye: tuple[float, float, float, float]
-    eye_colours: np.ndarray
-    likelihood: float
-
-
-def _require_working_pillow() -> None:
-    if int(PIL.__version__.split(".")[0]) >= 12:
-        raise FacesteerError(
-            f"animeface finds no face with Pillow {PIL.__version__} (its C extension reads Pillow's image struct, "
-            "changed in 12): install pillow<12"
-        )
-
-
-def detect_anime_face(image: np.ndarray) -> AnimeFace | None:
-    """The most likely anime face in ``image`` (H, W, 3) uint8, or None.
-
-    animeface misses faces that fill the whole picture (as in anime-faces-64), so the picture is padded by a
-    quarter of its size on each side (edge pixels repeated) and scaled to :data:`DETECTION_SIZE` px on its longer side.
-    """
-    import animeface  # the C extension loads only when an anime face is wanted
-
-    _require_working_pillow()
-    height, width = image.shape[:2]
-    margin = round(DETECTION_MARGIN * max(height, width))
-    padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
-    scale = DETECTION_SIZE / max(padded.shape[:2])
-    size = (max(1, round(padded.shape[1] * scale)), max(1, round(padded.shape[0] * scale)))
-    faces = animeface.detect(Image.fromarray(padded).resize(size, Image.Resampling.BICUBIC))
-    if not faces:
-        return None
-    face = max(faces, key=lambda found: found.likelihood)
-    sx, sy = padded.shape[1] / size[0], padded.shape[0] / size[1]
-
-    def box(part: Any) -> tuple[float, float, float, float]:
-        return (part.x * sx - margin, part.y * sy - margin, part.width * sx, part.height * sy)
-
-    colours = np.array([[eye.color.r, eye.color.g, eye.color.b] for eye in (face.left_eye, face.right_eye)], np.uint8)
-    return AnimeFace(box(face.face.pos), box(face.left_eye.pos), box(face.right_eye.pos), colours,
-                     float(face.likelihood))  # fmt: skip
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -228,7 +166,7 @@ class AnimeScorer:
     attributes = ANIME_ATTRIBUTES
 
     def __init__(self) -> None:
-        _require_working_pillow()
+        require_working_pillow()
 
     def score(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, len(attributes)) float32; eye scores NaN where no face is found."""
@@ -242,7 +180,7 @@ class AnimeScorer:
         return {"name": self.name, "attributes": list(self.attributes),
                 "hair_hues": {name: list(hue) for name, hue in HAIR_HUES.items()},
                 "eye_hues": {name: list(hue) for name, hue in EYE_HUES.items()},
-                "hair_colour_distance": HAIR_COLOUR_DISTANCE, "detection_size": DETECTION_SIZE}  # fmt: skip
+                "hair_colour_distance": HAIR_COLOUR_DISTANCE, "detection_size": ANIME_DETECTION_SIZE}  # fmt: skip
 
     def close(self) -> None:
         """Nothing to release; present for the scorer protocol."""

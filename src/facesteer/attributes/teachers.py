@@ -17,11 +17,8 @@ Per image:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,6 +26,7 @@ from PIL import Image
 
 from facesteer.attributes.base import EXTENDED_ATTRIBUTES, FACE_ATTRIBUTES, check_images
 from facesteer.attributes.race import RACE_ATTRIBUTES, load_race_network, race_probabilities
+from facesteer.detection import native_stderr_silenced
 from facesteer.errors import FacesteerError
 from facesteer.images import DETECTION_SIZE, upscale_for_detection
 from facesteer.modelfiles import models_dir, require_model_file
@@ -36,21 +34,6 @@ from facesteer.modelfiles import models_dir, require_model_file
 BROW_LANDMARKS = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
 NOSE_LANDMARKS = [1, 2, 98, 327, 168, 6, 197, 195, 5, 4]
 GLASSES_CROP_SIZE = (128, 64)  # (width, height) the glasses model takes
-
-
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the duration: MediaPipe and LiteRT print start-up chatter
-    ("Created TensorFlow Lite XNNPACK delegate", glog warnings) from C++ that Python logging cannot reach."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def yaw_degrees(transform: np.ndarray) -> float:
