@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from facesteer import modelfiles
-from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, default_workers, load_scorer
+from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, check_scorer_fits, default_workers, load_scorer
 from facesteer.errors import FacesteerError
 from facesteer.files import strict_json
 from facesteer.generators import DEFAULT_GENERATOR, apply_truncation, load_generator, registry
@@ -167,7 +167,6 @@ def sample(
 ) -> None:
     """Sample latent codes, synthesize and score the faces, and store them as a resumable LatentDataset
     (z.npy; w.npy too for style-based generators, and wp.npy with --wp)."""
-    from facesteer.attributes.predictor import check_scorer_fits
     from facesteer.latents import sample_dataset
 
     model = load_generator(generator)
@@ -1184,8 +1183,8 @@ def discover_latent(
     as_json: bool = JsonOption,
 ) -> None:
     """Latent discovery with a reconstructor (sdd) and the Hessian-penalty variants; resumes from OUT."""
+    from facesteer.devices import resolve_device
     from facesteer.discovery.latent import DiscoveryOptions, LatentDiscovery
-    from facesteer.training.stylegan2 import resolve_device
 
     start_folder = str(start.resolve()) if start else None
     options = DiscoveryOptions(method=method, directions=directions, steps=steps, batch_size=batch_size, seed=seed,

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from facesteer.attributes import check_scorer_fits
 from facesteer.attributes.base import AttributeScorer
-from facesteer.attributes.predictor import check_scorer_fits
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
 from facesteer.generators.base import Generator
@@ -220,7 +220,7 @@ def sample_dataset(
         progress: show a progress bar (rate, ETA) on stderr.
         store_wp: also store the W+ codes (style-based generators only).
         force_scorer: score with a scorer made for another generator's faces (the predictor) anyway; without
-            it such a scorer is refused (:func:`facesteer.attributes.predictor.check_scorer_fits`).
+            it such a scorer is refused (:func:`facesteer.attributes.check_scorer_fits`).
 
     Returns:
         The finished dataset.

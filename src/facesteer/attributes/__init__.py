@@ -1,4 +1,5 @@
-"""Attribute scorers: ``load_scorer(name)`` and what each attribute means (:data:`ATTRIBUTES`)."""
+"""Attribute scorers: ``load_scorer(name)``, what each attribute means (:data:`ATTRIBUTES`), and whether a scorer
+fits a generator's faces (:func:`check_scorer_fits`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from facesteer.attributes.anime import AnimeScorer
 from facesteer.attributes.base import ATTRIBUTES, Attribute, AttributeScorer
 from facesteer.attributes.identity import IdentityEmbedder, dlib_model_folder
 from facesteer.attributes.parallel import ParallelScorer
-from facesteer.attributes.predictor import PredictorScorer
+from facesteer.attributes.predictor import PredictorScorer, check_scorer_fits
 from facesteer.attributes.quality import QualityScorer
 from facesteer.attributes.teachers import ExtendedScorer, TeacherScorer
 from facesteer.errors import FacesteerError
@@ -82,4 +83,6 @@ def load_scorer(
     raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
 
 
-__all__ = ["ATTRIBUTES", "DEFAULT_SCORER", "SCORERS", "Attribute", "AttributeScorer", "load_scorer"]
+__all__ = [
+    "ATTRIBUTES", "DEFAULT_SCORER", "SCORERS", "Attribute", "AttributeScorer", "check_scorer_fits", "load_scorer",
+]  # fmt: skip

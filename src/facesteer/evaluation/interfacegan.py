@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from facesteer.attributes import check_scorer_fits
 from facesteer.attributes.base import AttributeScorer
 from facesteer.attributes.identity import calibrated_threshold
-from facesteer.attributes.predictor import check_scorer_fits
 from facesteer.boundaries import Boundary, project_boundary
 from facesteer.errors import FacesteerError
 from facesteer.evaluation.metrics import (

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from facesteer.attributes.identity import IdentityEmbedder
 from facesteer.datasets import load_image_folder
+from facesteer.devices import resolve_device
 from facesteer.errors import FacesteerError
 from facesteer.evaluation.generative import Embeddings, frechet_of_embeddings, generator_images, quality, real_images
 from facesteer.fid import dataset_statistics, fid_of_generator, generator_fid, reference_size
@@ -70,21 +71,6 @@ DISCRIMINATORS = ("stylegan2", "projected", "both")
 def parse_augment_policy(text: str) -> tuple[str, ...]:
     """``"color,translation,cutout"`` -> the DiffAugment transforms in order; ``"none"`` -> none."""
     return () if text.strip() == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is available, else ``cpu``; ``cpu`` / ``cuda`` checked.
-
-    Raises:
-        FacesteerError: an unknown device, or ``cuda`` without a GPU.
-    """
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FacesteerError("--device cuda: no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise FacesteerError(f"--device must be auto, cpu or cuda, got {device!r}")
-    return device
 
 
 #: the generator average's half-life grows as 5 % of the images seen, up to ``ema_kimg`` (stylegan2-ada-pytorch)
