@@ -78,10 +78,18 @@ def measure(name: str, runs: Path, args: argparse.Namespace, real: Embeddings, e
     done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.is_file() else []
     log = {round(r["kimg"], 3): r for r in map(json.loads, (folder / "log.jsonl").read_text().splitlines())}
     reference = dataset_statistics(UTKFACE, 64, max_images=args.reference_num, progress=False)
-    for path in sorted((folder / "snapshots").glob("kimg*.safetensors")):
+    paths = sorted((folder / "snapshots").glob("kimg*.safetensors"))
+    for path in paths:
         kimg = float(path.stem.removeprefix("kimg"))
         if any(r["kimg"] == kimg for r in done) or kimg not in log:
             continue
+        if (
+            args.measure_kimg
+            and path != paths[-1]
+            and int(kimg // args.measure_kimg)
+            == int(float(paths[paths.index(path) + 1].stem.removeprefix("kimg")) // args.measure_kimg)
+        ):
+            continue  # only the last snapshot before each multiple of --measure-kimg, and the last of all
         generated = Embeddings.of(generator_images(load_stylegan2_file(path), args.num), embedder)
         mu, sigma = generated.inception.mean(axis=0), np.cov(generated.inception, rowvar=False)
         record = {
@@ -159,6 +167,8 @@ def main() -> None:
     parser.add_argument("--cpu-hours", type=float, default=1.0, help="train each recipe to this much CPU time")
     parser.add_argument("--snapshot-kimg", type=float, default=10.0)
     parser.add_argument("--measure-only", action="store_true", help="measure the snapshots there, train no more")
+    parser.add_argument("--measure-kimg", type=float, default=0.0,
+                        help="measure one snapshot per this many kimg (and the last); 0: every snapshot")  # fmt: skip
     parser.add_argument("--num", type=int, default=1000, help="generated faces per measurement")
     parser.add_argument("--real-num", type=int, default=1000, help="photos for the dlib and precision/recall sets")
     parser.add_argument("--reference-num", type=int, default=5000, help="photos for FID's reference statistics")
