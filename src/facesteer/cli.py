@@ -18,6 +18,7 @@ from rich.table import Table
 
 from facesteer import modelfiles
 from facesteer.attributes import ATTRIBUTES, DEFAULT_SCORER, SCORERS, check_scorer_fits, default_workers, load_scorer
+from facesteer.engines import ENGINES, ScorerSpec, ray_engine
 from facesteer.errors import FacesteerError
 from facesteer.files import strict_json
 from facesteer.generators import DEFAULT_GENERATOR, apply_truncation, load_generator, registry
@@ -47,6 +48,20 @@ TruncationOption = typer.Option(
     None, "--truncation", min=0.0, max=1.0, help="truncation psi (style GANs; default: the file's own, else 1)"
 )
 WorkersOption = typer.Option(default_workers(), "--workers", min=1, help="scorer processes (default: one per core)")
+
+
+def _engine_name(value: str) -> str:
+    if value not in ENGINES:
+        raise typer.BadParameter(f"{value!r} is not an engine; choose from {', '.join(ENGINES)}")
+    return value
+
+
+EngineOption = typer.Option(
+    "local", "--engine", callback=_engine_name, help=f"where the work runs: {' or '.join(ENGINES)} (a Ray cluster)"
+)
+AddressOption = typer.Option(
+    None, "--address", help="--engine ray: the cluster (auto, HOST:PORT; default: start Ray on this machine)"
+)
 CompileOption = typer.Option(
     None, "--compile/--no-compile", help="compile the generator (default: where it pays, StyleGAN2)"
 )
@@ -164,24 +179,32 @@ def sample(
         None, "--predictor-weights", help="--scorer predictor: weights from train-predictor (default: the packaged)"
     ),
     force: bool = typer.Option(False, "--force", help="score with a predictor made for another generator anyway"),
+    engine: str = EngineOption,
+    address: str | None = AddressOption,
 ) -> None:
     """Sample latent codes, synthesize and score the faces, and store them as a resumable LatentDataset
-    (z.npy; w.npy too for style-based generators, and wp.npy with --wp)."""
+    (z.npy; w.npy too for style-based generators, and wp.npy with --wp). With --engine ray, --workers Ray actors
+    compute the chunks (the same bytes as a local run)."""
     from facesteer.latents import sample_dataset
 
     model = load_generator(generator)
     apply_truncation(model, truncation)
-    scoring = (
-        None if scorer == "none" else load_scorer(scorer, models, workers, predictor_weights, generator=model.name)
-    )
+    local_workers = workers if engine == "local" else 1  # on Ray, the actors are the workers
+    scoring = None if scorer == "none" else load_scorer(scorer, models, local_workers, predictor_weights, model.name)
+    spec = None if scorer == "none" else ScorerSpec(scorer, models and str(models.resolve()),
+                                                    predictor_weights and str(predictor_weights.resolve()),
+                                                    model.name)  # fmt: skip
+    cluster = None
     try:
         warning = check_scorer_fits(model, scoring, force)
         if warning:
             sys.stderr.write(f"facesteer: warning: {warning}\n")
-        dataset = sample_dataset(
-            model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet, store_wp=wp, force_scorer=force
-        )
+        cluster = ray_engine(model, spec, workers, address) if engine == "ray" else None
+        dataset = sample_dataset(model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet,
+                                 store_wp=wp, force_scorer=force, engine=cluster)  # fmt: skip
     finally:
+        if cluster is not None:
+            cluster.close()
         if scoring is not None:
             scoring.close()
     missing = dataset.manifest["rows_without_face"]

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from facesteer.attributes import check_scorer_fits
 from facesteer.attributes.base import AttributeScorer
+from facesteer.engines import Chunk, Engine, LocalEngine
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
 from facesteer.generators.base import Generator
@@ -199,6 +200,7 @@ def sample_dataset(
     progress: bool = True,
     store_wp: bool = False,
     force_scorer: bool = False,
+    engine: Engine | None = None,
 ) -> LatentDataset:
     """Sample ``num`` codes, synthesize and score them, and store everything in ``out``; resumable.
 
@@ -221,6 +223,9 @@ def sample_dataset(
         store_wp: also store the W+ codes (style-based generators only).
         force_scorer: score with a scorer made for another generator's faces (the predictor) anyway; without
             it such a scorer is refused (:func:`facesteer.attributes.check_scorer_fits`).
+        engine: where the chunks are computed (:mod:`facesteer.engines`): by default in this process, with
+            ``generator`` and ``scorer``; a Ray engine built for the same generator and scorer gives the same
+            bytes.
 
     Returns:
         The finished dataset.
@@ -283,26 +288,20 @@ def sample_dataset(
     if mode == "w+":
         _reserve_disk(list(arrays.values()))
 
+    stored = tuple(space for space in ("w", "wp") if space in maps)
+    chunks = (Chunk(seed, start, min(start + chunk_size, num), stored, batch_size)
+              for start in range(manifest["rows_complete"], num, chunk_size))  # fmt: skip
+    engine = engine or LocalEngine(generator, scorer)
     with _progress(num, manifest["rows_complete"], progress) as bar:
-        while manifest["rows_complete"] < num:
-            start = manifest["rows_complete"]
-            stop = min(start + chunk_size, num)
-            z = generator.sample_z(stop - start, seed, start=start)
-            maps["z"][start:stop] = z
-            for space in ("w", "wp"):
-                if space in maps:
-                    maps[space][start:stop] = generator.map(z, space)
-            for lo in range(0, stop - start, batch_size):
-                hi = min(lo + batch_size, stop - start)
-                if scorer is not None:
-                    images = generator.synthesize(z[lo:hi], "z")
-                    scores = scorer.score(images)
-                    maps["scores"][start + lo : start + hi] = scores
-                    manifest["rows_without_face"] += int(np.isnan(scores).all(axis=1).sum())
-                bar.update(hi - lo)
+        for chunk, rows in engine.map(chunks):  # in row order, whichever engine computed them
+            for key, values in rows.items():
+                maps[key][chunk.start : chunk.stop] = values
+            if "scores" in rows:
+                manifest["rows_without_face"] += int(np.isnan(rows["scores"]).all(axis=1).sum())
             for array in maps.values():
                 array.flush()
-            manifest["rows_complete"] = stop
+            manifest["rows_complete"] = chunk.stop
             write_json(root / MANIFEST, manifest)
+            bar.update(chunk.stop - chunk.start)
     del maps
     return LatentDataset(root)
