@@ -33,8 +33,9 @@ def timed_run(generator, scorer_name: str, num: int, out: Path, workers: int, en
         cluster = RayEngine(generator, ScorerSpec(scorer_name), workers) if engine == "ray" else None
         try:
             started = time.perf_counter()
-            sample_dataset(generator, scorer, out, num, seed=0, chunk_size=256 if scorer_name == "predictor" else 32,
-                           batch_size=64 if scorer_name == "predictor" else 16, progress=False, engine=cluster)  # fmt: skip
+            fast = scorer_name == "predictor"
+            sample_dataset(generator, scorer, out, num, seed=0, chunk_size=256 if fast else 32,
+                           batch_size=64 if fast else 16, progress=False, engine=cluster)  # fmt: skip
             return time.perf_counter() - started
         finally:
             if cluster is not None:
