@@ -14,6 +14,7 @@ curves to --plot.
 
     python bench/gan_training.py --recipes stylegan2,projected-vgg16 --cpu-hours 1
     python bench/gan_training.py --recipes stylegan2,projected-vgg16 --measure-only   # no more training
+    python bench/gan_training.py --recipes stylegan2,projected-vgg16 --plot-only      # the figures only
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def real_embeddings(runs: Path, num: int, embedder: IdentityEmbedder) -> Embeddi
     embeddings = Embeddings.of(real_images(UTKFACE, 64, num), embedder)
     np.savez(cache, faces=embeddings.faces, inception=embeddings.inception)
     return embeddings
+
+
+def recorded(folder: Path) -> list:
+    """What was measured of a run's snapshots (its quality.jsonl), one record per kimg, in kimg order."""
+    path = folder / "quality.jsonl"
+    records = {r["kimg"]: r for r in map(json.loads, path.read_text().splitlines())} if path.is_file() else {}
+    return [records[kimg] for kimg in sorted(records)]
 
 
 def measure(name: str, runs: Path, args: argparse.Namespace, real: Embeddings, embedder: IdentityEmbedder) -> list:
@@ -169,6 +177,7 @@ def main() -> None:
     parser.add_argument("--measure-only", action="store_true", help="measure the snapshots there, train no more")
     parser.add_argument("--measure-kimg", type=float, default=0.0,
                         help="measure one snapshot per this many kimg (and the last); 0: every snapshot")  # fmt: skip
+    parser.add_argument("--plot-only", action="store_true", help="plot what was measured; measure nothing new")
     parser.add_argument("--num", type=int, default=1000, help="generated faces per measurement")
     parser.add_argument("--real-num", type=int, default=1000, help="photos for the dlib and precision/recall sets")
     parser.add_argument("--reference-num", type=int, default=5000, help="photos for FID's reference statistics")
@@ -183,9 +192,12 @@ def main() -> None:
     if not args.measure_only:
         for name in names:
             train(name, args.runs, args.cpu_hours, args.snapshot_kimg)
-    embedder = IdentityEmbedder()
-    real = real_embeddings(args.runs, args.real_num, embedder)
-    curves = {name: measure(name, args.runs, args, real, embedder) for name in names}
+    if args.plot_only:
+        curves = {name: recorded(args.runs / name) for name in names}
+    else:
+        embedder = IdentityEmbedder()
+        real = real_embeddings(args.runs, args.real_num, embedder)
+        curves = {name: measure(name, args.runs, args, real, embedder) for name in names}
     print("\n| recipe | kimg | CPU-hours | FID | dlib Fréchet | P/R dlib | P/R Inception | faces found |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, records in curves.items():
