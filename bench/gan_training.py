@@ -189,7 +189,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     print(f"# {platform.processor() or platform.machine()}, base recipe: {json.dumps(BASE | {'data': 'utkface'})}")
-    if not args.measure_only:
+    if not (args.measure_only or args.plot_only):
         for name in names:
             train(name, args.runs, args.cpu_hours, args.snapshot_kimg)
     if args.plot_only:
