@@ -167,8 +167,11 @@ def _build_sleepy(name, models, workers=1):
     return _SleepyScorer()
 
 
+#: the scripts below are sent SIGINT as a user's Ctrl-C: they restore Python's handler first, since a process
+#: started in the background (`make test &`, nohup, CI runners) inherits SIGINT ignored and would never see it
 _SLEEPY_PARENT = """
 import os, signal, sys, threading
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 from facesteer.attributes.parallel import ParallelScorer
 from tests.test_teachers import _build_sleepy
@@ -187,6 +190,7 @@ else:
 
 _INTERRUPTED_WHILE_STARTING_A_WORKER = """
 import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import multiprocessing.context
 from pathlib import Path
 import numpy as np
