@@ -74,10 +74,17 @@ def real_embeddings(runs: Path, num: int, embedder: IdentityEmbedder) -> Embeddi
 
 
 def recorded(folder: Path) -> list:
-    """What was measured of a run's snapshots (its quality.jsonl), one record per kimg, in kimg order."""
+    """What was measured of a run's snapshots (its quality.jsonl), in kimg order, one record per step of
+    training (of two snapshots less than 1 kimg apart, the later)."""
     path = folder / "quality.jsonl"
     records = {r["kimg"]: r for r in map(json.loads, path.read_text().splitlines())} if path.is_file() else {}
-    return [records[kimg] for kimg in sorted(records)]
+    kept: list = []
+    for kimg in sorted(records):  # a snapshot at the end of a training call sits within 0.1 kimg of the previous
+        if kept and kimg - kept[-1]["kimg"] < 1.0:
+            kept[-1] = records[kimg]
+        else:
+            kept.append(records[kimg])
+    return kept
 
 
 def measure(name: str, runs: Path, args: argparse.Namespace, real: Embeddings, embedder: IdentityEmbedder) -> list:
@@ -117,7 +124,7 @@ def measure(name: str, runs: Path, args: argparse.Namespace, real: Embeddings, e
             f"faces {record['faces_found']:.2f} (photos {record['real_faces_found']:.2f})",
             flush=True,
         )
-    return sorted(done, key=lambda r: r["kimg"])
+    return recorded(folder)
 
 
 def plot(curves: dict[str, list], path: Path) -> None:
