@@ -2,8 +2,8 @@
 
 For each scorer (the predictor: fast, so any overhead shows; the teachers: the slow Python loop Ray is for), the
 run `sample -n NUM` of the default generator is timed four ways on this machine: the local engine with 1 and 2
-scorer processes, and Ray with 1 and 2 actors (a local Ray started once, before the clock starts, as a cluster
-is). Reported: faces/s of each, and Ray's time over the local engine's at the same number of workers (the
+scorer processes, and Ray with 1 and 2 actors of cores / actors CPUs each, so that both engines use the whole
+machine (a local Ray started once, before the clock starts, as a cluster is). Reported: faces/s of each, and Ray's time over the local engine's at the same number of workers (the
 overhead; the goal is at most 1.10). Each engine's files are checked to be the same bytes. Run it on an idle
 machine: `python bench/engines.py [--num-predictor 20000] [--num-teachers 600]`.
 """
@@ -30,7 +30,10 @@ def timed_run(generator, scorer_name: str, num: int, out: Path, workers: int, en
     """Seconds of one `sample` run (the scorer or the actors built before the clock starts)."""
     local_workers = workers if engine == "local" else 1
     with load_scorer(scorer_name, workers=local_workers) as scorer:
-        cluster = RayEngine(generator, ScorerSpec(scorer_name), workers) if engine == "ray" else None
+        # each engine has the whole machine: the local engine's generator runs on all cores' threads, so each
+        # Ray actor gets cores / workers CPUs (its torch threads)
+        cpus = max(1, (os.cpu_count() or 1) // workers)
+        cluster = RayEngine(generator, ScorerSpec(scorer_name), workers, cpus=cpus) if engine == "ray" else None
         try:
             started = time.perf_counter()
             fast = scorer_name == "predictor"
