@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesteer.engines import Chunk, LocalEngine, ScorerSpec, compute_rows
+from facesteer.engines import Chunk, LocalEngine, ScorerSpec, compute_rows, engine_factory
 from facesteer.errors import FacesteerError
 from facesteer.generators import load_generator
 from facesteer.latents import sample_dataset
@@ -172,3 +172,51 @@ def test_the_local_engine_computes_what_compute_rows_does(generator):
     chunk = Chunk(1, 10, 20)
     ((got_chunk, rows),) = list(LocalEngine(generator, None).map([chunk]))
     assert got_chunk == chunk and np.array_equal(rows["z"], load_generator(generator.name).sample_z(10, 1, 10))
+
+
+def unit_directions(generator, count: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, generator.z_dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_edit_effects_on_ray_are_the_local_engine_s_numbers(generator, local_ray):
+    from facesteer.attributes import load_scorer
+    from facesteer.evaluation.metrics import edit_effects
+
+    codes = generator.sample_z(50, 7)
+    directions = {f"d{k}": row[None] for k, row in enumerate(unit_directions(generator, 3, 1))}
+    engine = RayEngine(generator, ScorerSpec("predictor"), workers=2)
+    with load_scorer("predictor") as scorer:
+        try:
+            on_ray = edit_effects(generator, scorer, codes, directions, alpha=1.5, progress=False, engine=engine)
+        finally:
+            engine.close()
+        here = edit_effects(generator, scorer, codes, directions, alpha=1.5, progress=False)
+    assert here.shape == (3, len(scorer.attributes)) and np.isfinite(here).all()
+    assert np.array_equal(on_ray, here)
+
+
+def test_traversals_on_ray_are_the_local_engine_s_scores(generator, local_ray):
+    from facesteer.attributes import load_scorer
+    from facesteer.discovery import Directions
+    from facesteer.discovery.traversal import traverse_scores
+
+    found = Directions(unit_directions(generator, 2, 2), "sefa", generator.name, "z")
+    engine = RayEngine(generator, ScorerSpec("predictor"), workers=2)
+    with load_scorer("predictor") as scorer:
+        try:
+            on_ray = traverse_scores(generator, found, scorer, num=6, seed=4, reach=3, progress=False, engine=engine)
+            with pytest.raises(FacesteerError, match="local engine only"):
+                traverse_scores(generator, found, scorer, num=2, reach=1, identity=scorer, engine=engine)
+        finally:
+            engine.close()
+        here = traverse_scores(generator, found, scorer, num=6, seed=4, reach=3, progress=False)
+    assert here.shape == (6, 2, 7, len(scorer.attributes)) and np.isfinite(here).any()
+    assert np.array_equal(on_ray, here, equal_nan=True)  # NaN: the predictor's "no face" rows
+
+
+def test_the_engine_is_chosen_by_name():
+    assert engine_factory("local", None) is None
+    assert callable(engine_factory("ray", ScorerSpec("predictor"), 2))  # Ray starts only when it is called
+    with pytest.raises(FacesteerError, match="unknown engine 'spark'"):
+        engine_factory("spark", None)

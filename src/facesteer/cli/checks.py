@@ -15,6 +15,8 @@ from facesteer.attributes.quality import QualityScorer
 from facesteer.boundaries import Boundary
 from facesteer.cli.app import app, console
 from facesteer.cli.options import (
+    AddressOption,
+    EngineOption,
     GeneratorOption,
     IdentityCodesOption,
     JsonOption,
@@ -24,6 +26,7 @@ from facesteer.cli.options import (
     identity_options,
 )
 from facesteer.cli.output import print_agreement, print_evaluation, print_json, table_of
+from facesteer.engines import ScorerSpec, engine_factory
 from facesteer.evaluation.anime_labels import check_anime_scorer
 from facesteer.evaluation.artifacts import fix_effects
 from facesteer.evaluation.real_photos import check_scorer_on_utkface, write_identity_calibration
@@ -193,13 +196,17 @@ def evaluate(
     force: bool = typer.Option(False, "--force", help="measure with a predictor made for another generator"),
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
+    engine: str = EngineOption,
+    address: str | None = AddressOption,
     as_json: bool = JsonOption,
 ) -> None:
     """InterFaceGAN's evaluation of a run: accuracies, cosines, correlations, edit effects, identity kept;
-    writes RUN/report.md."""
+    writes RUN/report.md. With --engine ray, --workers Ray actors make and score the edited faces."""
     from facesteer.evaluation.interfacegan import evaluate_run  # deferred: matplotlib: 1.9 s of start-up
 
-    with load_scorer(scorer, models, workers) as scoring, identity_options(identity_codes, workers) as identity:
+    elsewhere = engine_factory(engine, ScorerSpec(scorer, models and str(models.resolve())), workers, address)
+    local_workers = workers if elsewhere is None else 1  # on Ray, the actors are the workers
+    with load_scorer(scorer, models, local_workers) as scoring, identity_options(identity_codes, workers) as identity:
         result = evaluate_run(
             run,
             scoring,
@@ -208,6 +215,7 @@ def evaluate(
             progress=not as_json,
             identity=identity,
             force_scorer=force,
+            engine=elsewhere,
         )
     for warning in result["warnings"]:
         sys.stderr.write(f"facesteer: warning: {warning}\n")

@@ -12,7 +12,9 @@ from facesteer.attributes import load_scorer
 from facesteer.boundaries import Boundary
 from facesteer.cli.app import app, console
 from facesteer.cli.options import (
+    AddressOption,
     DirectionsOutOption,
+    EngineOption,
     GeneratorOption,
     JsonOption,
     ModelsOption,
@@ -22,6 +24,7 @@ from facesteer.cli.options import (
 from facesteer.cli.output import print_json, table_of
 from facesteer.devices import resolve_device
 from facesteer.editing import parse_layer_range
+from facesteer.engines import ScorerSpec, engine_factory
 from facesteer.generators import load_generator
 from facesteer.images import save_png
 
@@ -149,10 +152,13 @@ def label(
     identity: bool = typer.Option(False, "--identity", help="also the identity distance to each walk's centre"),
     models: Path | None = ModelsOption,
     workers: int = WorkersOption,
+    engine: str = EngineOption,
+    address: str | None = AddressOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Name directions by the attributes they move: Pearson's r of each attribute with the step along each
-    direction, averaged over samples (the two-stage paper's traversal table)."""
+    direction, averaged over samples (the two-stage paper's traversal table). With --engine ray, --workers Ray
+    actors make and score the walks (not with --identity)."""
     # deferred: scikit-learn and matplotlib, 2 s of start-up
     from facesteer.discovery import Directions
     from facesteer.discovery.traversal import named_directions, traversal_table, traverse_scores
@@ -165,11 +171,15 @@ def label(
     indices = list(range(min(count, len(found))))
     folder = directions_path.parent if directions_path.suffix == ".npy" else directions_path
     out = out or folder / "labelled"
+    spec = ScorerSpec(scorer, models and str(models.resolve()), generator=model.name)
+    elsewhere = engine_factory(engine, spec, workers, address)
+    local_workers = workers if elsewhere is None else 1  # on Ray, the actors are the workers
     with contextlib.ExitStack() as stack:
-        measure = stack.enter_context(load_scorer(scorer, models, workers, generator=model.name))
+        measure = stack.enter_context(load_scorer(scorer, models, local_workers, generator=model.name))
         embedder = stack.enter_context(load_scorer("identity", workers=workers)) if identity else None
+        cluster = stack.enter_context(contextlib.closing(elsewhere(model))) if elsewhere is not None else None
         scores = traverse_scores(model, found, measure, num=num, seed=seed, reach=reach, indices=indices,
-                                 identity=embedder, progress=not as_json)  # fmt: skip
+                                 identity=embedder, progress=not as_json, engine=cluster)  # fmt: skip
         attributes = tuple(measure.attributes) + (("identity",) if identity else ())
     table = traversal_table(scores, attributes, reach)
     named = named_directions(found, table, indices)

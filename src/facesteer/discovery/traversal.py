@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from facesteer.attributes.base import AttributeScorer
 from facesteer.discovery.directions import Directions
 from facesteer.editing import shift
+from facesteer.engines import Engine, Faces, LocalEngine
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
 
@@ -111,12 +112,17 @@ def traverse_scores(
     indices: Sequence[int] | None = None,
     identity: AttributeScorer | None = None,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """Scores of every traversal image: (num, K, 2 reach + 1, A) float32 (NaN where no face was found).
 
     Samples are rows 0.. of ``seed``; ``indices`` picks directions of the set (default all). With ``identity``
     (the ``identity`` scorer's embeddings) a last column holds each face's distance to its walk's centre face.
+    ``engine`` makes and scores the faces (:mod:`facesteer.engines`; default: here, with ``generator`` and
+    ``scorer``); with ``identity``, only here.
     """
+    if identity is not None and engine is not None and engine.name != "local":
+        raise FacesteerError("the identity distance along walks is measured on the local engine only")
     indices = list(range(len(directions))) if indices is None else list(indices)
     space = "wp" if directions.layers is not None else directions.space
     directions.boundary(indices[0]).check_applies_to(generator, space)
@@ -125,19 +131,33 @@ def traverse_scores(
     columns = len(scorer.attributes) + (identity is not None)
     out = np.empty((num, len(indices), len(steps), columns), np.float32)
     bar = tqdm(total=num * len(indices), desc="traversals", unit="walk", disable=not progress)
-    for row, code in enumerate(codes):
-        walks = np.concatenate([shift(np.repeat(code[None], len(steps), 0), directions.vectors[k], steps,
-                                      directions.layers) for k in indices])  # fmt: skip
-        faces = generator.synthesize(walks, space)
-        scores = scorer.score(faces).reshape(len(indices), len(steps), -1)
-        if identity is not None:
-            embeddings = identity.score(faces).reshape(len(indices), len(steps), -1).astype(np.float64)
-            distance = np.linalg.norm(embeddings - embeddings[:, reach : reach + 1], axis=2)  # NaN: no face
-            scores = np.concatenate([scores, distance[:, :, None]], axis=2)
-        out[row] = scores
+
+    def walks_of(code: np.ndarray) -> np.ndarray:  # (K * T, *space shape): the code's walk along each direction
+        return np.concatenate([shift(np.repeat(code[None], len(steps), 0), directions.vectors[k], steps,
+                                     directions.layers) for k in indices])  # fmt: skip
+
+    if identity is None:  # one piece of work per sample: its walks along every direction
+        engine = engine or LocalEngine(generator, scorer)
+        rows = (scores for _, scores in engine.score(Faces(walks_of(code), space) for code in codes))
+    else:
+        rows = (_with_identity(generator, scorer, identity, walks_of(code), space, reach) for code in codes)
+    for row, scores in enumerate(rows):
+        out[row] = scores.reshape(len(indices), len(steps), -1)
         bar.update(len(indices))
     bar.close()
     return out
+
+
+def _with_identity(
+    generator: Generator, scorer: AttributeScorer, identity: AttributeScorer, walks: np.ndarray, space: str, reach: int
+) -> np.ndarray:
+    """(K * T, A + 1) scores of the faces of ``walks`` (K walks of T = 2 reach + 1 steps), the last column each
+    face's identity distance to its walk's centre face (NaN where either has no face)."""
+    faces = generator.synthesize(walks, space)
+    embeddings = identity.score(faces).astype(np.float64)
+    embeddings = embeddings.reshape(-1, 2 * reach + 1, embeddings.shape[-1])
+    distance = np.linalg.norm(embeddings - embeddings[:, reach : reach + 1], axis=2)
+    return np.concatenate([scorer.score(faces), distance.reshape(-1, 1)], axis=1)
 
 
 def traversal_table(scores: np.ndarray, attributes: Sequence[str], reach: int = 10) -> TraversalTable:

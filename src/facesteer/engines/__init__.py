@@ -1,9 +1,15 @@
-"""Engines: where the rows of a sampling run are computed.
+"""Engines: where faces are synthesized and scored.
 
-A row is one latent code and what is made from it: z, w (and W+) and the scores of its face. A run is cut into
-chunks of rows (``start``, ``stop``); every chunk is computed by the one pure function :func:`compute_rows`
-from the generator, the scorer and the seed alone, so an engine only decides *where* each chunk runs. The
-caller writes the chunks in row order, so the files are the same bytes whichever engine computed them:
+Two kinds of work go to an engine, both cut into small pieces that a pure function computes from the
+generator, the scorer and the piece alone, so an engine only decides *where* each piece runs, and gives the
+results back in the order of the pieces (the same bytes whichever engine computed them):
+
+- the rows of a sampling run (:class:`Chunk`, :func:`compute_rows`): one latent code each and what is made
+  from it: z, w (and W+) and the scores of its face; the caller writes the chunks in row order;
+- the scores of faces made from given codes (:class:`Faces`, :func:`compute_scores`): the edited codes of an
+  evaluation, the walks of a traversal (:func:`score_codes`).
+
+The engines:
 
 - :class:`LocalEngine`: in this process (a scorer may still use worker processes: ``load_scorer(workers=N)``);
 - :class:`facesteer.engines.ray_cluster.RayEngine`: on the actors of a Ray cluster, each holding one generator
@@ -12,7 +18,7 @@ caller writes the chunks in row order, so the files are the same bytes whichever
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,12 +71,32 @@ def compute_rows(generator: Generator, scorer: AttributeScorer | None, chunk: Ch
     return rows
 
 
+@dataclass(frozen=True, eq=False)
+class Faces:
+    """Faces to synthesize from ``codes`` (n, *space shape) in ``space`` and score, ``batch_size`` at a time."""
+
+    codes: np.ndarray
+    space: str
+    batch_size: int = 64
+
+
+def compute_scores(generator: Generator, scorer: AttributeScorer, faces: Faces) -> np.ndarray:
+    """(n, k) scores of ``faces`` (NaN rows where no face was found). The same bytes wherever it runs."""
+    codes, size = faces.codes, faces.batch_size
+    return np.concatenate(
+        [scorer.score(generator.synthesize(codes[lo : lo + size], faces.space)) for lo in range(0, len(codes), size)]
+    )
+
+
 class Engine(Protocol):
-    """Computes chunks and gives their rows back in the order of the chunks."""
+    """Computes pieces of work and gives their results back in the order of the pieces (lazily: a piece is
+    taken from the iterable only when a worker is free for it)."""
 
     name: str
 
     def map(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, dict[str, np.ndarray]]]: ...
+
+    def score(self, faces: Iterable[Faces]) -> Iterator[tuple[Faces, np.ndarray]]: ...
 
     def close(self) -> None: ...
 
@@ -87,8 +113,44 @@ class LocalEngine:
         for chunk in chunks:
             yield chunk, compute_rows(self.generator, self.scorer, chunk)
 
+    def score(self, faces: Iterable[Faces]) -> Iterator[tuple[Faces, np.ndarray]]:
+        if self.scorer is None:
+            raise FacesteerError("this engine was built without a scorer")
+        for piece in faces:
+            yield piece, compute_scores(self.generator, self.scorer, piece)
+
     def close(self) -> None:
         pass
+
+
+def score_codes(
+    engine: Engine, codes: np.ndarray, space: str, chunk_size: int = 64, on_done: Callable[[int], object] | None = None
+) -> np.ndarray:
+    """(N, k) scores of the faces of ``codes`` (N, *space shape), computed by ``engine`` ``chunk_size`` codes
+    at a time; ``on_done(n)`` is called as each piece's ``n`` scores arrive (a progress bar's update)."""
+    pieces = (Faces(codes[lo : lo + chunk_size], space) for lo in range(0, len(codes), chunk_size))
+    scores = []
+    for piece, piece_scores in engine.score(pieces):
+        scores.append(piece_scores)
+        if on_done is not None:
+            on_done(len(piece.codes))
+    return np.concatenate(scores)
+
+
+#: what a function that loads its own generator takes to run its work elsewhere: it calls this with the
+#: generator and closes the engine it gets (None: the local engine, with the function's own scorer)
+EngineFactory = Callable[[Generator], Engine]
+
+
+def engine_factory(
+    name: str, scorer: ScorerSpec | None, workers: int = 1, address: str | None = None
+) -> EngineFactory | None:
+    """The engine ``name`` (one of :data:`ENGINES`) as an :data:`EngineFactory`; None for ``"local"``."""
+    if name not in ENGINES:
+        raise FacesteerError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    if name == "local":
+        return None
+    return lambda generator: ray_engine(generator, scorer, workers, address)
 
 
 def ray_engine(

@@ -1,11 +1,13 @@
-"""The Ray engine: chunks of a sampling run computed by actors on a Ray cluster.
+"""The Ray engine: the pieces of a run (chunks of a sampling run, faces to score) computed by actors on a Ray
+cluster.
 
 Each actor (:class:`SampleWorker`) builds one generator and one scorer once, from the generator's config and a
-:class:`~facesteer.engines.ScorerSpec`, out of its own node's install; the driver hands out chunks (seed, start,
-stop), a few per actor, and gives the rows back in chunk order, so what the caller writes is byte-identical to
-the local engine's. An actor that dies (a node lost, ``kill -9``) is restarted by Ray, which runs its chunks
-again: nothing is lost or computed twice into the files. A node that cannot build the generator or the scorer
-(a missing model file) is one error naming the node, raised before any chunk is handed out.
+:class:`~facesteer.engines.ScorerSpec`, out of its own node's install; the driver hands out pieces (a chunk is
+only (seed, start, stop); faces to score carry their codes), a few per actor, and gives the results back in
+the order of the pieces, so what the caller writes is byte-identical to the local engine's. An actor that dies
+(a node lost, ``kill -9``) is restarted by Ray, which runs its pieces again: nothing is lost or computed twice
+into the files. A node that cannot build the generator or the scorer (a missing model file) is one error naming
+the node, raised before any piece is handed out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import ray
 import torch
 
-from facesteer.engines import Chunk, ScorerSpec, compute_rows
+from facesteer.engines import Chunk, Faces, ScorerSpec, compute_rows, compute_scores
 from facesteer.errors import FacesteerError
 from facesteer.generators import load_generator_for
 from facesteer.generators.base import Generator
@@ -48,6 +50,11 @@ class SampleWorker:
 
     def rows(self, chunk: Chunk) -> dict[str, np.ndarray]:
         return compute_rows(self.generator, self.scorer, chunk)
+
+    def scores(self, faces: Faces) -> np.ndarray:
+        if self.scorer is None:
+            raise FacesteerError("this engine's workers were built without a scorer")
+        return compute_scores(self.generator, self.scorer, faces)
 
 
 class RayEngine:
@@ -112,28 +119,39 @@ class RayEngine:
         return [(node, node_id, pid) for node, node_id, pid, _ in ready]
 
     def map(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, dict[str, np.ndarray]]]:
-        """Each chunk's rows, in the order of ``chunks``; up to CHUNKS_AHEAD + 1 chunks per actor in flight."""
-        todo = iter(enumerate(chunks))
-        in_flight: dict[ray.ObjectRef, tuple[int, Chunk, int]] = {}  # ref -> (position, chunk, actor)
+        """Each chunk's rows, in the order of ``chunks``."""
+        return self._in_order("rows", chunks)
+
+    def score(self, faces: Iterable[Faces]) -> Iterator[tuple[Faces, np.ndarray]]:
+        """Each piece's scores, in the order of ``faces``."""
+        return self._in_order("scores", faces)
+
+    def _in_order(self, method: str, pieces: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        """(piece, the actors' ``method`` of it), in the order of ``pieces``; up to CHUNKS_AHEAD + 1 pieces per
+        actor in flight, the next piece taken from ``pieces`` only when one is done."""
+        todo = iter(enumerate(pieces))
+        in_flight: dict[ray.ObjectRef, tuple[int, Any, int]] = {}  # ref -> (position, piece, actor)
         load = [0] * len(self.actors)
-        done: dict[int, tuple[Chunk, dict[str, np.ndarray]]] = {}
+        done: dict[int, tuple[Any, Any]] = {}
         position = 0
         exhausted = False
+        window = len(self.actors) * (CHUNKS_AHEAD + 1)
         while True:
-            while not exhausted and len(in_flight) < len(self.actors) * (CHUNKS_AHEAD + 1):
+            # bounded: the pieces in flight, and the results held back behind a slow one
+            while not exhausted and len(in_flight) < window and len(done) < 4 * window:
                 item = next(todo, None)
                 if item is None:
                     exhausted = True
                     break
                 actor = min(range(len(self.actors)), key=load.__getitem__)
-                in_flight[self.actors[actor].rows.remote(item[1])] = (item[0], item[1], actor)
+                in_flight[getattr(self.actors[actor], method).remote(item[1])] = (item[0], item[1], actor)
                 load[actor] += 1
             if not in_flight:
                 return
             (ready, *_), _ = ray.wait(list(in_flight), num_returns=1)
-            index, chunk, actor = in_flight.pop(ready)
+            index, piece, actor = in_flight.pop(ready)
             load[actor] -= 1
-            done[index] = (chunk, ray.get(ready))
+            done[index] = (piece, ray.get(ready))
             while position in done:
                 yield done.pop(position)
                 position += 1

@@ -14,6 +14,7 @@ from facesteer.attributes import check_scorer_fits
 from facesteer.attributes.base import AttributeScorer
 from facesteer.attributes.identity import calibrated_threshold
 from facesteer.boundaries import Boundary, project_boundary
+from facesteer.engines import Engine, EngineFactory
 from facesteer.errors import FacesteerError
 from facesteer.evaluation.metrics import (
     cosine_matrix,
@@ -59,6 +60,7 @@ def _evaluate_space(
     seed: int,
     progress: bool,
     identity: IdentityOptions | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Boundaries (trained if missing), accuracies, cosines, edit effects, identity kept and grids for one
     latent space.
@@ -84,8 +86,8 @@ def _evaluate_space(
     held_out, faces = generator.map(held_out_z, space), generator.map(grid_z, space)
     spread = np.nanstd(dataset.scores(), axis=0)
     normals = {a: b.normal for a, b in boundaries.items()}
-    plain = edit_effects(generator, scorer, held_out, normals, alpha, space=space, progress=progress)
-    projected = edit_effects(generator, scorer, held_out, conditioned, alpha, space=space, progress=progress)
+    plain = edit_effects(generator, scorer, held_out, normals, alpha, space, progress, engine)
+    projected = edit_effects(generator, scorer, held_out, conditioned, alpha, space, progress, engine)
     plain_std, projected_std = plain / spread, projected / spread
     cosines = cosine_matrix(list(normals.values()))
     figures = root / "figures"
@@ -147,6 +149,7 @@ def evaluate_run(
     spaces: Sequence[str] | None = None,
     identity: IdentityOptions | None = None,
     force_scorer: bool = False,
+    engine: EngineFactory | None = None,
 ) -> dict[str, Any]:
     """InterFaceGAN's evaluation of a sampled run, written to ``RUN/report.md`` with PNG figures.
 
@@ -159,6 +162,9 @@ def evaluate_run(
         The report's numbers. Top level: the first space (z), as accuracies, cosine matrix, plain and
         conditioned edit effects (raw and standardized by each attribute's std over the run) and dominance
         summaries, plus the score correlations; ``by_space`` holds the same per space, for side-by-side tables.
+
+    ``engine`` makes and scores the edited faces elsewhere (:func:`facesteer.engines.engine_factory`, say on a
+    Ray cluster; the same numbers); by default they are made here and scored by ``scorer``.
     """
     dataset = LatentDataset(run).require_complete()
     if not dataset.attributes:
@@ -179,12 +185,15 @@ def evaluate_run(
         identity = replace(identity, threshold=calibrated_threshold(generator.resolution, fallback=True))
     held_out = generator.sample_z(edit_codes, dataset.manifest["seed"], start=dataset.num)
     grid_z = generator.sample_z(grid_faces, dataset.manifest["seed"], start=dataset.num)
-    by_space = {
-        space: _evaluate_space(
-            dataset, generator, scorer, space, held_out, grid_z, alpha, ratio, split, seed, progress, identity
-        )
-        for space in spaces
-    }
+    cluster = engine(generator) if engine is not None else None
+    try:
+        by_space = {}
+        for space in spaces:
+            by_space[space] = _evaluate_space(dataset, generator, scorer, space, held_out, grid_z, alpha, ratio,
+                                              split, seed, progress, identity, cluster)  # fmt: skip
+    finally:
+        if cluster is not None:
+            cluster.close()
     correlations = score_correlation(dataset.scores())
     save_heatmap(root / "figures" / "score_correlations.png", correlations, dataset.attributes, dataset.attributes,
                  "correlation of scores")  # fmt: skip

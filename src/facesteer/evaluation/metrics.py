@@ -11,6 +11,7 @@ from facesteer.attributes.base import AttributeScorer
 from facesteer.attributes.identity import embedding_distance
 from facesteer.boundaries import Boundary, as_unit_row
 from facesteer.editing import shift
+from facesteer.engines import Engine, LocalEngine, score_codes
 from facesteer.errors import FacesteerError
 from facesteer.generators import Generator
 
@@ -60,6 +61,7 @@ def edit_effects(
     alpha: float = 2.0,
     space: str = "z",
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """Mean change of every attribute per unit step along each direction, by central differences.
 
@@ -69,23 +71,21 @@ def edit_effects(
     Args:
         codes: (M, d) held-out codes.
         directions: name -> (1, d) direction.
+        engine: where the faces are made and scored (:mod:`facesteer.engines`; default: here, with ``generator``
+            and ``scorer``); the same numbers on any engine.
 
     Returns:
         (len(directions), len(scorer.attributes)) float64, in each attribute's own units per unit step.
     """
-    effects = np.full((len(directions), len(scorer.attributes)), np.nan)
+    engine = engine or LocalEngine(generator, scorer)
     bar = tqdm(total=len(directions) * 2 * len(codes), desc="edit effects", unit="img", disable=not progress)
-    for row, direction in enumerate(directions.values()):
-        scores = []
-        for sign in (1.0, -1.0):
-            images = generator.synthesize(shift(codes, direction, sign * alpha), space)
-            scores.append(scorer.score(images))
-            bar.update(len(codes))
-        difference = (scores[0] - scores[1]) / (2 * alpha)
-        with np.errstate(invalid="ignore"):
-            effects[row] = np.nanmean(difference, axis=0)
+    moved = np.concatenate([shift(codes, direction, sign * alpha)
+                            for direction in directions.values() for sign in (1.0, -1.0)])  # fmt: skip
+    scores = score_codes(engine, moved, space, on_done=bar.update).reshape(len(directions), 2, len(codes), -1)
     bar.close()
-    return effects
+    difference = (scores[:, 0] - scores[:, 1]) / (2 * alpha)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(difference, axis=1).astype(np.float64)
 
 
 def diagonal_dominance(effects: np.ndarray) -> dict[str, float]:
