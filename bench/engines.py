@@ -3,9 +3,10 @@
 For each scorer (the predictor: fast, so any overhead shows; the teachers: the slow Python loop Ray is for), the
 run `sample -n NUM` of the default generator is timed four ways on this machine: the local engine with 1 and 2
 scorer processes, and Ray with 1 and 2 actors of cores / actors CPUs each, so that both engines use the whole
-machine (a local Ray started once, before the clock starts, as a cluster is). Reported: faces/s of each, and Ray's time over the local engine's at the same number of workers (the
-overhead; the goal is at most 1.10). Each engine's files are checked to be the same bytes. Run it on an idle
-machine: `python bench/engines.py [--num-predictor 20000] [--num-teachers 600]`.
+machine (a local Ray started once, before the clock starts, as a cluster is). Reported: faces/s of each, and
+Ray's time over the local engine's at the same number of workers (the overhead; the goal is at most 1.10).
+Each engine's files are checked to be the same bytes. Run it on an idle machine:
+`python bench/engines.py [--num-predictor 20000] [--num-teachers 600]`.
 """
 
 from __future__ import annotations
