@@ -220,3 +220,12 @@ def test_the_engine_is_chosen_by_name():
     assert callable(engine_factory("ray", ScorerSpec("predictor"), 2))  # Ray starts only when it is called
     with pytest.raises(FacesteerError, match="unknown engine 'spark'"):
         engine_factory("spark", None)
+
+
+def test_the_cluster_file_is_a_valid_ray_up_config():
+    import yaml
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = prepare_config(yaml.safe_load((Path(__file__).parents[1] / "deploy" / "ray-cluster.yaml").read_text()))
+    validate_config(config)  # raises on a field Ray does not know or a missing one
+    assert config["file_mounts"] and any("make install" in c for c in config["setup_commands"])
