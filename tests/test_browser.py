@@ -1,5 +1,5 @@
 """The editor page in a real browser: Playwright driving Debian's Chromium against `facesteer serve`'s app on
-loopback. Chromium comes from `apt-get install chromium` (.ci/run installs it and sets FACESTEER_REQUIRE_BROWSER,
+loopback. Chromium comes from `apt-get install chromium` (`make test` installs it and sets FACESTEER_REQUIRE_BROWSER,
 so there a missing browser fails instead of skipping)."""
 
 from __future__ import annotations
