@@ -1,5 +1,5 @@
 """The anime scorer: colour maths on closed-form inputs, the detector on real anime faces, and its AUROCs
-against the labels made by eye (tests/fixtures/anime_labels.csv)."""
+against the labels made by eye (the shipped facesteer/weights/anime-labels-anime-faces-64.csv)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ from facesteer.attributes.anime import (
 from facesteer.errors import FacesteerError
 from facesteer.evaluation.anime_labels import read_anime_labels
 from facesteer.images import load_image
+from facesteer.shipped import ANIME_LABELS
 from tests.conftest import SHARED, one_line_error
 
 ANIME = SHARED / "data" / "anime-faces-64"
-LABELS = Path(__file__).parent / "fixtures" / "anime_labels.csv"
+LABELS = ANIME_LABELS
 HELD_OUT = Path(__file__).parent / "fixtures" / "anime_labels_heldout.csv"
 requires_anime = pytest.mark.skipif(not ANIME.is_dir(), reason=f"anime-faces-64 not found at {ANIME}")
 

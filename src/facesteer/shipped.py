@@ -9,6 +9,7 @@ kind lives. ``generator`` is always a registry name (``stylegan2-utkface64``); a
     framing-NAME.json                       how its faces are framed, for aligning photos (learn-framing)
     race-utkface.safetensors, predictor-*.  scorers trained by facesteer
     identity-calibration.json               dlib's same-person distances (check-identity)
+    anime-labels-anime-faces-64.csv         120 anime-faces-64 pictures labelled by eye (check-anime)
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def quality_file(generator: str) -> Path:
 
 def framing_file(generator: str) -> Path:
     return WEIGHTS_DIR / f"framing-{generator}.json"
+
+
+#: hair colour, hair length and eye colour of 120 pictures of anime-faces-64, labelled by eye (check-anime)
+ANIME_LABELS = WEIGHTS_DIR / "anime-labels-anime-faces-64.csv"
 
 
 def scorer_file(name: str) -> Path:

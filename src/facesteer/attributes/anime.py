@@ -18,7 +18,7 @@ named in :data:`HAIR_HUES` and :data:`EYE_HUES`), ``score = chroma * cos(hue - h
 (max(R, G, B) - min(R, G, B)) / 255. Range -1 to 1: 1 = a fully saturated colour of exactly that hue, 0 = grey
 (or a hue at right angles), negative = the opposite hue. Continuous, so InterFaceGAN can rank by it.
 
-Checked against 120 anime faces labelled by eye (``tests/fixtures/anime_labels.csv``): ``facesteer
+Checked against 120 anime faces labelled by eye (``facesteer/weights/anime-labels-anime-faces-64.csv``): ``facesteer
 check-anime`` prints the AUROC of each score against those labels.
 """
 

@@ -32,6 +32,7 @@ from facesteer.evaluation.artifacts import fix_effects
 from facesteer.evaluation.real_photos import check_scorer_on_utkface, write_identity_calibration
 from facesteer.fid import dataset_statistics
 from facesteer.generators import load_generator
+from facesteer.shipped import ANIME_LABELS
 from facesteer.training import distill
 
 
@@ -119,7 +120,10 @@ def check_identity(
 def check_anime(
     data: Path = typer.Option(Path("../shared/data/anime-faces-64"), "--data", help="anime-faces-64 folder"),
     labels: Path = typer.Option(
-        Path("tests/fixtures/anime_labels.csv"), "--labels", help="CSV: file, hair_colour, hair_length, eye_colour"
+        ANIME_LABELS,
+        "--labels",
+        help="CSV: file, hair_colour, hair_length, eye_colour (default: the shipped labels)",
+        show_default=False,
     ),
     as_json: bool = JsonOption,
 ) -> None:

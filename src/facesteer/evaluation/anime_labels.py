@@ -1,7 +1,7 @@
 """The ``anime`` scorer against labels made by eye: AUROC of each score for the class it is named after.
 
-The labels (``tests/fixtures/anime_labels.csv``: file, hair_colour, hair_length, eye_colour; empty = could not
-tell) were made by looking at 120 distinct anime-faces-64 images drawn at random (seed 17) at 3x size. The
+The labels (:data:`facesteer.shipped.ANIME_LABELS`, shipped: file, hair_colour, hair_length, eye_colour; empty =
+could not tell) were made by looking at 120 distinct anime-faces-64 images drawn at random (seed 17) at 3x size. The
 scorer's regions, detection size and colour distance were chosen on those 120, so their AUROCs are in-sample;
 ``tests/fixtures/anime_labels_heldout.csv`` labels 60 more (seed 18), looked at only after the scorer was
 fixed: their AUROCs are the honest ones. Hair
