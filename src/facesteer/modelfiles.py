@@ -1,8 +1,9 @@
-"""Model files that live outside the package: where to find them and checking that they are intact.
+"""The teachers' loose model files (MediaPipe's face landmarker, the eyeglasses classifier): where to find them
+and checking that they are intact.
 
 The models directory is, in order of precedence: an explicit argument (the CLI's ``--models``), the
-``FACESTEER_MODELS`` environment variable, then ``../shared/models`` relative to the working directory or to
-the project checkout. Every file is verified by its sha256 before use.
+``FACESTEER_MODELS`` environment variable, then the copies shipped in the package (``facesteer/weights``,
+Apache-2.0: model-files.md). Every file is verified by its sha256 before use.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from facesteer.errors import FacesteerError
 from facesteer.files import file_sha256
+from facesteer.shipped import WEIGHTS_DIR
 
 ENV_VAR = "FACESTEER_MODELS"
 
@@ -49,15 +51,8 @@ MODEL_FILES: dict[str, ModelFile] = {
 
 
 def default_models_dir() -> Path:
-    """The models directory used when neither ``--models`` nor ``FACESTEER_MODELS`` is set."""
-    candidates = [
-        Path.cwd() / ".." / "shared" / "models",
-        Path(__file__).resolve().parents[3] / "shared" / "models",  # src/facesteer/ -> ../shared
-    ]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    return candidates[0].resolve()
+    """The models directory used when neither ``--models`` nor ``FACESTEER_MODELS`` is set: the package's own."""
+    return WEIGHTS_DIR
 
 
 def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

