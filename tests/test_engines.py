@@ -109,6 +109,8 @@ def test_a_worker_that_cannot_build_its_scorer_is_one_error_naming_its_node(gene
 def test_more_workers_than_the_cluster_holds_is_refused_not_a_hang(generator, local_ray):
     with pytest.raises(FacesteerError, match="3 workers of 1 CPU and 0 GPU each do not fit the cluster"):
         RayEngine(generator, None, workers=3)
+    with pytest.raises(FacesteerError, match="1 workers of 1 CPU and 1 GPU each do not fit the cluster"):
+        RayEngine(generator, None, workers=1, gpus=1)  # actors ask for the GPUs they are given
 
 
 def test_chunks_are_placed_on_both_nodes_of_a_two_node_cluster(generator, tmp_path):

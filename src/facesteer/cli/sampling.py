@@ -115,6 +115,9 @@ def sample(
     force: bool = typer.Option(False, "--force", help="score with a predictor made for another generator anyway"),
     engine: str = EngineOption,
     address: str | None = AddressOption,
+    worker_gpus: float = typer.Option(
+        0.0, "--gpus-per-worker", min=0.0, help="--engine ray: GPUs each actor asks for (it synthesizes on CUDA)"
+    ),
 ) -> None:
     """Sample latent codes, synthesize and score the faces, and store them as a resumable LatentDataset
     (z.npy; w.npy too for style-based generators, and wp.npy with --wp). With --engine ray, --workers Ray actors
@@ -132,7 +135,7 @@ def sample(
         warning = check_scorer_fits(model, scoring, force)
         if warning:
             sys.stderr.write(f"facesteer: warning: {warning}\n")
-        cluster = ray_engine(model, spec, workers, address) if engine == "ray" else None
+        cluster = ray_engine(model, spec, workers, address, gpus=worker_gpus) if engine == "ray" else None
         dataset = sample_dataset(model, scoring, out, num, seed, chunk_size, batch_size, progress=not quiet,
                                  store_wp=wp, force_scorer=force, engine=cluster)  # fmt: skip
     finally:

@@ -34,12 +34,14 @@ START_TIMEOUT_S = 600.0
 class SampleWorker:
     """One actor: a generator and a scorer, built once; computes the chunks it is given."""
 
-    def __init__(self, generator: dict[str, Any], scorer: ScorerSpec | None, threads: int) -> None:
+    def __init__(self, generator: dict[str, Any], scorer: ScorerSpec | None, threads: int, gpu: bool) -> None:
         torch.set_num_threads(threads)
         self.node, self.error = ray.util.get_node_ip_address(), None
         self.node_id = ray.get_runtime_context().get_node_id()
         try:
             self.generator = load_generator_for(generator)
+            if gpu:  # Ray gave this actor a GPU (CUDA_VISIBLE_DEVICES): the faces are synthesized there
+                self.generator.to("cuda")
             self.scorer = scorer.build() if scorer is not None else None
         except FacesteerError as error:  # reported by ready(): an actor whose constructor raised is only "dead"
             self.error = str(error)
@@ -68,7 +70,8 @@ class RayEngine:
         address: ``None`` or ``"local"`` starts a Ray of its own on this machine (ended by :meth:`close`), even
             where another runs; ``"auto"`` joins
             the cluster this machine belongs to; ``"HOST:PORT"`` (or ``ray://HOST:PORT``) joins that one.
-        cpus, gpus: resources each actor asks for (its torch threads = ``cpus``).
+        cpus, gpus: resources each actor asks for (its torch threads = ``cpus``; with ``gpus`` > 0 it synthesizes
+            on CUDA; the scorers stay on the CPU).
     """
 
     name = "ray"
@@ -101,7 +104,7 @@ class RayEngine:
             remote = ray.remote(SampleWorker).options(
                 num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=-1
             )
-            self.actors = [remote.remote(generator.config(), scorer, cpus) for _ in range(workers)]
+            self.actors = [remote.remote(generator.config(), scorer, cpus, gpus > 0) for _ in range(workers)]
             self.workers = self._wait_until_ready()
         except BaseException:
             self.close()

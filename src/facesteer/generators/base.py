@@ -52,7 +52,7 @@ def to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
 
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 RGB array, rounding to the nearest level."""
-    return to_uint8_tensor(images).numpy()
+    return to_uint8_tensor(images).cpu().numpy()
 
 
 class Generator(ABC):
@@ -131,11 +131,21 @@ class Generator(ABC):
             raise FacesteerError(f"codes for space {space!r} of {self.name} must have shape (N, {wanted}), got {shape}")
 
     def to(self, device: str | torch.device) -> Generator:
-        """Move every network this generator holds to ``device`` (``synthesize_tensor`` then wants codes there)."""
+        """Move every network this generator holds to ``device`` (``synthesize_tensor`` then wants codes there;
+        ``synthesize`` moves them itself)."""
         for value in vars(self).values():
             if isinstance(value, torch.nn.Module):
                 value.to(device)
         return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where this generator's networks are (the CPU unless :meth:`to` moved them)."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                for parameter in value.parameters():
+                    return parameter.device
+        return torch.device("cpu")
 
     def tunable_parameters(self) -> list[torch.nn.Parameter]:
         """The weights pivotal tuning adjusts (:mod:`facesteer.inversion.tuning`), those ``synthesize_tensor``
@@ -202,6 +212,6 @@ class Generator(ABC):
         batch_size = batch_size or self.preferred_batch_size
         out = np.empty((len(codes), self.resolution, self.resolution, 3), dtype=np.uint8)
         for lo in range(0, len(codes), batch_size):
-            batch = torch.from_numpy(np.array(codes[lo : lo + batch_size]))  # a copy: codes may be read-only
+            batch = torch.from_numpy(np.array(codes[lo : lo + batch_size])).to(self.device)  # a copy: may be read-only
             out[lo : lo + batch_size] = to_uint8_images(self.synthesize_tensor(batch, space))
         return out
