@@ -15,7 +15,7 @@ from facesteer.errors import FacesteerError
 from facesteer.generators import load_generator
 from facesteer.generators.ops import uint8_to_unit
 from facesteer.images import load_image, save_png
-from facesteer.inversion import convert_codes, invert, mean_code
+from facesteer.inversion import InversionOptions, convert_codes, invert, mean_code
 from facesteer.inversion.encoder import Encoder, load_encoder, save_encoder
 from facesteer.inversion.optimize import FACESTEER_RECIPE, Recipe, gaussian_blur, optimize_codes
 from facesteer.inversion.prior import LatentPrior
@@ -254,7 +254,8 @@ def test_edit_photos_edits_along_the_boundary_made_orthogonal_to_its_conditions(
     age = Boundary(unit(rng.normal(size=(1, style.w_dim))), "age", "w", style.name)
     gender = Boundary(unit(age.normal + unit(rng.normal(size=(1, style.w_dim)))), "gender", "w", style.name)  # cos 0.7
     photo = sorted(CELEBA.glob("*.jpg"))[0]
-    result = edit_photos([photo], style, load_framing(style.name), age, [-2.0, 2.0], [gender], method="encoder")
+    how = InversionOptions(method="encoder").resolve(style)
+    result = edit_photos([photo], style, load_framing(style.name), age, [-2.0, 2.0], [gender], how)
     assert abs((result.boundary.normal @ gender.normal.T).item()) < 1e-5  # the gender part projected out
     assert 0.5 < (result.boundary.normal @ age.normal.T).item() < 0.9
     expected = edit_codes(style, result.inversion.codes, "w", result.boundary, [-2.0, 2.0])
@@ -485,3 +486,15 @@ def test_pti_is_refused_where_its_generators_cannot_be_written(tmp_path, run, st
     one_line_error(run("invert", str(photo), "-g", "stylegan2-utkface64", "--method", "pti", "--steps", "0",
                        "--out", str(tmp_path / "inv")), "steps >= 1")  # fmt: skip
     assert not (tmp_path / "inv").exists()
+
+
+def test_the_inversion_options_resolve_once_and_say_what_ran(tmp_path):
+    style = load_generator("stylegan2-utkface64")
+    hybrid = InversionOptions(steps=7).resolve(style)
+    assert (hybrid.method, hybrid.recipe.space, hybrid.recipe.steps, hybrid.tuning) == ("hybrid", "w", 7, None)
+    assert hybrid.encoder is not None and hybrid.summary()["recipe"]["steps"] == 7
+    pti = InversionOptions(method="pti", steps=5).resolve(style)
+    assert pti.summary() == {"method": "pti", "space": pti.recipe.space, "tuning": pti.tuning.__dict__}
+    assert pti.tuning.steps == 5 and pti.recipe.steps != 5  # pti's steps are the tuning's
+    with pytest.raises(FacesteerError, match="uses no encoder"):
+        InversionOptions(method="optim", encoder_file=tmp_path / "e.safetensors").resolve(style)

@@ -24,8 +24,7 @@ from facesteer.files import staged_folder, write_json
 from facesteer.generators.base import Generator
 from facesteer.generators.stylegan2 import StyleGAN2Generator, save_safetensors
 from facesteer.images import image_grid, load_image, save_png
-from facesteer.inversion import FACESTEER_RECIPE, Inversion, Recipe, TuningRecipe, invert
-from facesteer.inversion.encoder import InversionEncoder
+from facesteer.inversion import Inversion, InversionOptions, ResolvedInversion, invert
 
 
 @dataclass
@@ -141,6 +140,30 @@ def align_pictures(
         return np.stack([aligner.align(load_image(path), str(path)) for path in paths])
 
 
+def check_pictures_exist(paths: Sequence[str | os.PathLike[str]]) -> None:
+    missing = [str(path) for path in paths if not Path(path).is_file()]
+    if missing:
+        raise FacesteerError(f"picture {missing[0]} not found")
+
+
+def invert_photos(
+    paths: Sequence[str | os.PathLike[str]],
+    generator: Generator,
+    framing: Framing,
+    inversion: ResolvedInversion | None = None,
+    models: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, Inversion]:
+    """Align and invert the pictures at ``paths``: (aligned (N, R, R, 3) uint8, their inversion).
+
+    ``inversion`` defaults to :class:`InversionOptions`' defaults on ``generator``."""
+    check_pictures_exist(paths)
+    how = inversion or InversionOptions().resolve(generator)
+    aligned = align_pictures(paths, framing, generator.resolution, models)
+    inverted = invert(aligned, generator, how.method, how.recipe, how.encoder, progress=progress, tuning=how.tuning)
+    return aligned, inverted
+
+
 def edit_photos(
     paths: Sequence[str | os.PathLike[str]],
     generator: Generator,
@@ -148,23 +171,19 @@ def edit_photos(
     boundary: Boundary,
     alphas: Sequence[float],
     conditions: Sequence[Boundary] = (),
-    method: str = "hybrid",
-    recipe: Recipe | None = None,
-    encoder: InversionEncoder | None = None,
+    inversion: ResolvedInversion | None = None,
     models: str | os.PathLike[str] | None = None,
     progress: bool = False,
-    tuning: TuningRecipe | None = None,
 ) -> PhotoEdits:
-    """Align, invert and edit the pictures at ``paths``; see :class:`PhotoEdits`."""
+    """Align, invert and edit the pictures at ``paths``; see :class:`PhotoEdits`. ``inversion`` defaults to
+    :class:`InversionOptions`' defaults on ``generator``."""
     if not alphas:
-        raise FacesteerError("give at least one --alpha")
-    missing = [str(path) for path in paths if not Path(path).is_file()]
-    if missing:
-        raise FacesteerError(f"picture {missing[0]} not found")
+        raise FacesteerError("give at least one alpha")
+    check_pictures_exist(paths)
+    how = inversion or InversionOptions().resolve(generator)
     used = conditioned_boundary(boundary, conditions)
-    boundary_edit_space(generator, used, (recipe or FACESTEER_RECIPE).space)  # refused now, not after the inversion
-    aligned = align_pictures(paths, framing, generator.resolution, models)
-    inversion = invert(aligned, generator, method, recipe, encoder, progress=progress, tuning=tuning)
-    edits = np.concatenate([edit_codes(inversion.generator_for(i, generator), inversion.codes[i : i + 1],
-                                       inversion.space, used, alphas) for i in range(len(aligned))])  # fmt: skip
-    return PhotoEdits(aligned, inversion, np.asarray(alphas, np.float64), edits, used)
+    boundary_edit_space(generator, used, how.recipe.space)  # refused now, not after the inversion
+    aligned, inverted = invert_photos(paths, generator, framing, how, models, progress)
+    edits = np.concatenate([edit_codes(inverted.generator_for(i, generator), inverted.codes[i : i + 1],
+                                       inverted.space, used, alphas) for i in range(len(aligned))])  # fmt: skip
+    return PhotoEdits(aligned, inverted, np.asarray(alphas, np.float64), edits, used)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -26,9 +25,8 @@ from facesteer.datasets import evenly_spaced, list_images, load_images
 from facesteer.files import check_out_folder
 from facesteer.generators import DEFAULT_GENERATOR, load_generator
 from facesteer.images import load_image, save_png
-from facesteer.inversion import encoder_for, resolve_recipe, resolve_tuning
-from facesteer.inversion import invert as invert_pictures
-from facesteer.photo_editing import align_pictures, check_not_a_picture, check_outputs, edit_photos, save_inversion
+from facesteer.inversion import InversionOptions
+from facesteer.photo_editing import check_not_a_picture, check_outputs, edit_photos, invert_photos, save_inversion
 from facesteer.training.encoder import EncoderOptions, train_encoder
 
 
@@ -101,19 +99,11 @@ def invert(
     generator (NAME.generator.safetensors)."""
 
     model = load_generator(generator)
-    chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
-    tuning = resolve_tuning(model, method, steps, learning_rate)
+    how = InversionOptions(method, recipe, space, steps, learning_rate, encoder_file).resolve(model)
     check_outputs(pictures, out)
     check_out_folder(out)
-    encoder = encoder_for(model, method, encoder_file)
-    aligned = align_pictures(pictures, load_framing(model.name, framing_file), model.resolution, models)
-    result = invert_pictures(aligned, model, method, chosen, encoder, progress=True, tuning=tuning)
-    # encoder: the recipe gave only the codes' space; pti: the pivot's
-    how: dict = {"recipe": asdict(chosen)} if method in ("optim", "hybrid") else {"space": chosen.space}
-    if tuning is not None:
-        how["tuning"] = asdict(tuning)
-    summary = {"generator": model.name, "method": method, **how}
-    save_inversion(out, pictures, aligned, result, summary)
+    aligned, result = invert_photos(pictures, model, load_framing(model.name, framing_file), how, models, progress=True)
+    save_inversion(out, pictures, aligned, result, {"generator": model.name, **how.summary()})
     console.print(f"inverted {len(pictures)} pictures ({method}, {result.space}) in {result.seconds:.1f} s: {out}")
 
 
@@ -161,12 +151,10 @@ def edit_photo(
 
     check_not_a_picture(out, pictures)
     model = load_generator(generator)
-    chosen = resolve_recipe(model, method, recipe, space, steps, learning_rate)
-    tuning = resolve_tuning(model, method, steps, learning_rate)
+    how = InversionOptions(method, recipe, space, steps, learning_rate, encoder_file).resolve(model)
     primal, kept = Boundary.load(boundary), [Boundary.load(path) for path in conditions or []]
-    encoder = encoder_for(model, method, encoder_file)
-    result = edit_photos(pictures, model, load_framing(model.name, framing_file), primal, alphas, kept, method,
-                         chosen, encoder, models, progress=True, tuning=tuning)  # fmt: skip
+    result = edit_photos(pictures, model, load_framing(model.name, framing_file), primal, alphas, kept, how, models,
+                         progress=True)  # fmt: skip
     save_png(out, result.grid())
     kept_text = f", keeping {', '.join(result.boundary.conditions)}" if result.boundary.conditions else ""
     console.print(f"wrote {out}: {len(pictures)} pictures, {primal.attribute} at alpha {alphas}{kept_text} "

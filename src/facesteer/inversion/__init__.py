@@ -13,10 +13,9 @@ Pictures must already be in the generator's framing (:mod:`facesteer.alignment`)
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from facesteer.errors import FacesteerError
 from facesteer.generators.base import Generator, to_uint8_images
 from facesteer.generators.ops import uint8_to_unit
-from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
+from facesteer.inversion.encoder import InversionEncoder
 from facesteer.inversion.optimize import (
     BALANCED_RECIPE,
     FACESTEER_RECIPE,
@@ -35,11 +34,17 @@ from facesteer.inversion.optimize import (
     Recipe,
     optimize_codes,
 )
+from facesteer.inversion.options import (
+    METHODS,
+    InversionOptions,
+    ResolvedInversion,
+    encoder_for,
+    resolve_recipe,
+    resolve_tuning,
+)
 from facesteer.inversion.prior import LatentPrior
 from facesteer.inversion.tuning import DEFAULT_TUNING, TuningRecipe, tune_generator
 from facesteer.perceptual import load_lpips
-
-METHODS = ("optim", "encoder", "hybrid", "pti")
 
 
 @dataclass
@@ -68,88 +73,6 @@ class Inversion:
     def generator_for(self, index: int, generator: Generator) -> Generator:
         """The generator that draws code ``index``: its tuned copy (``pti``), else ``generator``."""
         return self.generators[index] if self.generators is not None else generator
-
-
-def resolve_recipe(
-    generator: Generator,
-    method: str,
-    recipe: str = "facesteer",
-    space: str | None = None,
-    steps: int | None = None,
-    learning_rate: float | None = None,
-) -> Recipe:
-    """The recipe named ``recipe`` with its overrides, checked against the method and generator before any work.
-
-    The space defaults to the recipe's where the generator has it, else the encoder's (Z for the DCGAN).
-
-    Raises:
-        FacesteerError: an unknown method or recipe, a space the generator lacks, or a method whose encoder
-            start cannot reach the space (an encoder predicts W; the mapping cannot be undone to Z).
-    """
-    if method not in METHODS:
-        raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
-    if recipe not in RECIPES:
-        raise FacesteerError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    chosen = RECIPES[recipe]
-    if recipe == "nfe" and space not in (None, "z"):
-        raise FacesteerError("the nfe recipe optimises z: leave --space out or use --recipe facesteer")
-    if space is None:
-        space = chosen.space if chosen.space in generator.spaces else generator.edit_space
-    if space not in generator.spaces:
-        raise FacesteerError(f"generator {generator.name} has no latent space {space!r}; it has {generator.spaces}")
-    if method != "optim" and space == "z" and generator.edit_space != "z":
-        raise FacesteerError(
-            f"an encoder of {generator.name} predicts w, which cannot start an optimisation in z: use --method "
-            "optim for z (NFE's recipe starts from z = 0) or a w/wp space"
-        )
-    if method == "encoder" and (steps is not None or learning_rate is not None):
-        raise FacesteerError("--method encoder runs no optimisation: drop --steps and --lr, or use --method hybrid")
-    changes = {"space": space} if method == "pti" else {"space": space, "steps": steps, "learning_rate": learning_rate}
-    return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
-
-
-def resolve_tuning(
-    generator: Generator,
-    method: str,
-    steps: int | None = None,
-    learning_rate: float | None = None,
-    perceptual_taps: int | None = None,
-    locality: float | None = None,
-) -> TuningRecipe | None:
-    """``pti``'s tuning recipe with the steps, rate, LPIPS taps and locality weight asked for (for ``pti`` steps and
-    rate are the tuning's: its pivot is the encoder's code, not optimised); None for the other methods.
-
-    Raises:
-        FacesteerError: a generator that cannot be tuned, or steps or rate out of range (before any work).
-    """
-    if method != "pti":
-        return None
-    generator.tunable_parameters()  # refuses a generator pivotal tuning does not support
-    changes = {"steps": steps, "learning_rate": learning_rate, "perceptual_taps": perceptual_taps, "locality": locality}
-    return replace(DEFAULT_TUNING, **{k: v for k, v in changes.items() if v is not None})
-
-
-def encoder_for(
-    generator: Generator, method: str, path: str | os.PathLike[str] | None = None
-) -> InversionEncoder | None:
-    """The encoder ``method`` needs (None for ``optim``): the file at ``path``, else the generator's shipped one.
-
-    Raises:
-        FacesteerError: none shipped and none given, with what to do instead; a file given to ``optim``, which
-            would not use it.
-    """
-    if method == "optim":
-        if path is not None:
-            raise FacesteerError("--method optim starts from the mean code and uses no encoder: drop --encoder, or "
-                                 "use --method hybrid to start from the encoder's code")  # fmt: skip
-        return None
-    if path is None and not encoder_weights(generator.name).is_file():
-        raise FacesteerError(
-            f"no encoder is shipped for {generator.name}: use --method optim, pass --encoder FILE, or train one "
-            f"(`facesteer train-encoder --generator {generator.name} --out runs/encoder`, then --encoder "
-            "runs/encoder/encoder.safetensors)"
-        )
-    return load_encoder(generator, path)
 
 
 def convert_codes(generator: Generator, codes: torch.Tensor, source: str, target: str) -> torch.Tensor:
@@ -270,7 +193,9 @@ __all__ = [
     "NFE_RECIPE",
     "RECIPES",
     "Inversion",
+    "InversionOptions",
     "Recipe",
+    "ResolvedInversion",
     "TuningRecipe",
     "convert_codes",
     "encoder_for",
