@@ -32,16 +32,20 @@ lint: install
 	$(BIN)/ruff format --check src tests bench docs
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not reachable offline): it is
-# installed here where we may (root, apt-get); otherwise make test stops with the one command that installs it,
-# rather than run a suite that looks green with the editor untested.
+# installed here where we may (apt-get as root or with passwordless sudo); otherwise make test stops with the one
+# command that installs it, rather than run a suite that looks green with the editor untested.
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
-		|| { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; \
-	else \
-		echo "make test: the browser tests need Chromium: sudo apt-get install chromium" >&2; exit 2; \
-	fi
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+		if [ "$$SUDO" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
+			echo "make test: the browser tests need Chromium: sudo apt-get install chromium" >&2; exit 2; \
+		fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+			|| { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y --no-install-recommends chromium >/dev/null; }; \
+		command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+			|| { echo "make test: apt-get installed no chromium command: install Chromium by hand" >&2; exit 2; }; \
+	}
 
 test: lint browser
 	FACESTEER_REQUIRE_BROWSER=1 $(BIN)/pytest

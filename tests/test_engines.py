@@ -33,7 +33,7 @@ FILES = ("manifest.json", "z.npy", "scores.npy")
 @pytest.fixture(scope="module")
 def local_ray():
     """One Ray instance of 2 CPUs for the module (engines made while it runs join it and leave it running)."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="warning", log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -230,4 +230,8 @@ def test_the_cluster_file_is_a_valid_ray_up_config():
 
     config = prepare_config(yaml.safe_load((Path(__file__).parents[1] / "deploy" / "ray-cluster.yaml").read_text()))
     validate_config(config)  # raises on a field Ray does not know or a missing one
-    assert config["file_mounts"] and any("make install" in c for c in config["setup_commands"])
+    assert any("make install" in command for command in config["setup_commands"])
+    assert all(
+        "facesteer/.venv/bin/ray start" in " ".join(config[key])
+        for key in ("head_start_ray_commands", "worker_start_ray_commands")
+    )

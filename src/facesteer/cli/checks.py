@@ -210,7 +210,8 @@ def evaluate(
 
     elsewhere = engine_factory(engine, ScorerSpec(scorer, models and str(models.resolve())), workers, address)
     local_workers = workers if elsewhere is None else 1  # on Ray, the actors are the workers
-    with load_scorer(scorer, models, local_workers) as scoring, identity_options(identity_codes, workers) as identity:
+    identity_scorer = identity_options(identity_codes, local_workers)
+    with load_scorer(scorer, models, local_workers) as scoring, identity_scorer as identity:
         result = evaluate_run(
             run,
             scoring,

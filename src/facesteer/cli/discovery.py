@@ -161,7 +161,12 @@ def label(
     actors make and score the walks (not with --identity)."""
     # deferred: scikit-learn and matplotlib, 2 s of start-up
     from facesteer.discovery import Directions
-    from facesteer.discovery.traversal import named_directions, traversal_table, traverse_scores
+    from facesteer.discovery.traversal import (
+        check_identity_engine,
+        named_directions,
+        traversal_table,
+        traverse_scores,
+    )
     from facesteer.evaluation.directions import boundary_cosines, check_boundary_folder, label_figures
 
     model = load_generator(generator)
@@ -171,6 +176,7 @@ def label(
     indices = list(range(min(count, len(found))))
     folder = directions_path.parent if directions_path.suffix == ".npy" else directions_path
     out = out or folder / "labelled"
+    check_identity_engine(identity, engine)  # before any model or cluster starts
     spec = ScorerSpec(scorer, models and str(models.resolve()), generator=model.name)
     elsewhere = engine_factory(engine, spec, workers, address)
     local_workers = workers if elsewhere is None else 1  # on Ray, the actors are the workers

@@ -102,6 +102,12 @@ def pearson_with_steps(scores: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return np.where(spread > 0, r, np.nan)
 
 
+def check_identity_engine(identity: bool, engine: str) -> None:
+    """Refuse the identity distance along walks on an engine other than the local one (its actors hold one scorer)."""
+    if identity and engine != "local":
+        raise FacesteerError("the identity distance along walks is measured on the local engine only")
+
+
 def traverse_scores(
     generator: Generator,
     directions: Directions,
@@ -121,8 +127,7 @@ def traverse_scores(
     ``engine`` makes and scores the faces (:mod:`facesteer.engines`; default: here, with ``generator`` and
     ``scorer``); with ``identity``, only here.
     """
-    if identity is not None and engine is not None and engine.name != "local":
-        raise FacesteerError("the identity distance along walks is measured on the local engine only")
+    check_identity_engine(identity is not None, engine.name if engine is not None else "local")
     indices = list(range(len(directions))) if indices is None else list(indices)
     space = "wp" if directions.layers is not None else directions.space
     directions.boundary(indices[0]).check_applies_to(generator, space)
@@ -138,7 +143,8 @@ def traverse_scores(
 
     if identity is None:  # one piece of work per sample: its walks along every direction
         engine = engine or LocalEngine(generator, scorer)
-        rows = (scores for _, scores in engine.score(Faces(walks_of(code), space) for code in codes))
+        pieces = (Faces(walks_of(code), space, batch_size=len(indices) * len(steps)) for code in codes)
+        rows = (scores for _, scores in engine.score(pieces))
     else:
         rows = (_with_identity(generator, scorer, identity, walks_of(code), space, reach) for code in codes)
     for row, scores in enumerate(rows):

@@ -7,7 +7,7 @@ results back in the order of the pieces (the same bytes whichever engine compute
 - the rows of a sampling run (:class:`Chunk`, :func:`compute_rows`): one latent code each and what is made
   from it: z, w (and W+) and the scores of its face; the caller writes the chunks in row order;
 - the scores of faces made from given codes (:class:`Faces`, :func:`compute_scores`): the edited codes of an
-  evaluation, the walks of a traversal (:func:`score_codes`).
+  evaluation, the walks of a traversal.
 
 The engines:
 
@@ -121,20 +121,6 @@ class LocalEngine:
 
     def close(self) -> None:
         pass
-
-
-def score_codes(
-    engine: Engine, codes: np.ndarray, space: str, chunk_size: int = 64, on_done: Callable[[int], object] | None = None
-) -> np.ndarray:
-    """(N, k) scores of the faces of ``codes`` (N, *space shape), computed by ``engine`` ``chunk_size`` codes
-    at a time; ``on_done(n)`` is called as each piece's ``n`` scores arrive (a progress bar's update)."""
-    pieces = (Faces(codes[lo : lo + chunk_size], space) for lo in range(0, len(codes), chunk_size))
-    scores = []
-    for piece, piece_scores in engine.score(pieces):
-        scores.append(piece_scores)
-        if on_done is not None:
-            on_done(len(piece.codes))
-    return np.concatenate(scores)
 
 
 #: what a function that loads its own generator takes to run its work elsewhere: it calls this with the

@@ -11,7 +11,7 @@ from facesteer.attributes.base import AttributeScorer
 from facesteer.attributes.identity import embedding_distance
 from facesteer.boundaries import Boundary, as_unit_row
 from facesteer.editing import shift
-from facesteer.engines import Engine, LocalEngine, score_codes
+from facesteer.engines import Engine, Faces, LocalEngine
 from facesteer.errors import FacesteerError
 from facesteer.generators import Generator
 
@@ -79,10 +79,15 @@ def edit_effects(
     """
     engine = engine or LocalEngine(generator, scorer)
     bar = tqdm(total=len(directions) * 2 * len(codes), desc="edit effects", unit="img", disable=not progress)
-    moved = np.concatenate([shift(codes, direction, sign * alpha)
-                            for direction in directions.values() for sign in (1.0, -1.0)])  # fmt: skip
-    scores = score_codes(engine, moved, space, on_done=bar.update).reshape(len(directions), 2, len(codes), -1)
+    # one piece per direction and sign, its codes scored in one call (as a scorer batching by size sees them)
+    pieces = (Faces(shift(codes, direction, sign * alpha), space, batch_size=len(codes))
+              for direction in directions.values() for sign in (1.0, -1.0))  # fmt: skip
+    scores = []
+    for _, piece_scores in engine.score(pieces):
+        scores.append(piece_scores)
+        bar.update(len(codes))
     bar.close()
+    scores = np.stack(scores).reshape(len(directions), 2, len(codes), -1)
     difference = (scores[:, 0] - scores[:, 1]) / (2 * alpha)
     with np.errstate(invalid="ignore"):
         return np.nanmean(difference, axis=1).astype(np.float64)
