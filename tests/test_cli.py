@@ -54,6 +54,25 @@ def test_bad_arguments_give_one_line_and_exit_2(run, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
+def test_library_errors_name_parameters_and_the_cli_shows_their_flags(run, tmp_path):
+    from facesteer.errors import FacesteerError
+    from facesteer.generators import load_generator
+    from facesteer.inversion import InversionOptions
+
+    style = load_generator("stylegan2-utkface64")
+    try:
+        InversionOptions(method="encoder", learning_rate=0.1).resolve(style)
+    except FacesteerError as error:  # the Python API's words are its parameters' names
+        assert "drop `steps` and `learning_rate`" in str(error)
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (64, 64)).save(picture)
+    result = run("invert", str(picture), "-g", "stylegan2-utkface64", "--method", "encoder", "--lr", "0.1",
+                 "--out", str(tmp_path / "o"))  # fmt: skip
+    one_line_error(result, "--method encoder runs no optimisation: drop --steps and --lr, or use --method hybrid")
+    result = run("train-race", "--data", str(tmp_path), "--out", str(tmp_path / "race.pt"))
+    one_line_error(result, "--out must end in .safetensors")
+
+
 def test_missing_model_file_names_it_and_where_to_put_it(run, tmp_path, monkeypatch):
     result = run("sample", "--num", "4", "--out", str(tmp_path / "s"), "--models", str(tmp_path))
     one_line_error(result, "face_landmarker.task", str(tmp_path), "Get it from")

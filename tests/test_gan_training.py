@@ -304,11 +304,11 @@ def test_several_data_folders_and_a_run_from_before_them(faces, tmp_path):
 
 
 def test_discriminator_options_are_checked():
-    with pytest.raises(FacesteerError, match="--discriminator must be one of"):
+    with pytest.raises(FacesteerError, match="`discriminator` must be one of"):
         TrainingOptions(data="x", discriminator="big")
     with pytest.raises(FacesteerError, match="unknown feature network 'inception'"):
         TrainingOptions(data="x", discriminator="projected", features="inception")
-    with pytest.raises(FacesteerError, match="--precision must be"):
+    with pytest.raises(FacesteerError, match="`precision` must be"):
         TrainingOptions(data="x", precision="fp8")
 
 

@@ -324,11 +324,11 @@ def test_recipes_and_encoders_are_checked_before_any_work(tmp_path, run, style):
     assert resolve_recipe(style, "hybrid").space == "w"
     assert resolve_recipe(load_generator("dcgan-digiface64"), "optim").space == "z"  # it has no W
     assert resolve_recipe(style, "optim", "nfe").steps == 1000
-    with pytest.raises(FacesteerError, match="--method optim"):
+    with pytest.raises(FacesteerError, match="`method` optim"):
         resolve_recipe(style, "hybrid", "nfe")
     with pytest.raises(FacesteerError, match="unknown recipe"):
         resolve_recipe(style, "optim", "magic")
-    with pytest.raises(FacesteerError, match="no encoder is shipped for dcgan-digiface64: use --method optim"):
+    with pytest.raises(FacesteerError, match="no encoder is shipped for dcgan-digiface64: use `method` optim"):
         encoder_for(load_generator("dcgan-digiface64"), "hybrid")
     assert encoder_for(style, "optim") is None
     # options the method would ignore are refused, not silently dropped
@@ -475,7 +475,7 @@ def test_pti_is_refused_where_its_generators_cannot_be_written(tmp_path, run, st
         check_tuned_saveable(dcgan)
     with pytest.raises(FacesteerError, match="implemented for StyleGAN2 generators, not dcgan-digiface64"):
         resolve_tuning(dcgan, "pti")
-    with pytest.raises(FacesteerError, match="applies to --method pti, not hybrid"):
+    with pytest.raises(FacesteerError, match="applies to `method` pti, not hybrid"):
         invert(dcgan.synthesize(dcgan.sample_z(1, 0)), dcgan, "hybrid", tuning=resolve_tuning(style, "pti"))
     photo = tmp_path / "photo.png"
     save_png(photo, np.zeros((64, 64, 3), np.uint8))  # no face: the refusal must come before alignment

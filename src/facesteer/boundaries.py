@@ -77,7 +77,7 @@ def confident_split(
     if train < 1 or chosen - train < 1:
         raise FacesteerError(
             f"too few valid samples: {num} valid scores with ratio {ratio} give {chosen} per side, "
-            f"{train} to train and {chosen - train} to validate; need at least 1 of each (sample more or raise --ratio)"
+            f"{train} to train and {chosen - train} to validate; need at least 1 of each (sample more or raise `ratio`)"
         )
     if scores.max() == scores.min():
         raise FacesteerError(f"all {num} scores are equal ({scores.max()}); a constant attribute has no boundary")
@@ -90,7 +90,7 @@ def confident_split(
             above, below = int(np.sum(scores > tied)), int(np.sum(scores < tied))
             raise FacesteerError(
                 f"the top and bottom {chosen} scores share the value {tied:g} ({above} samples score above it, "
-                f"{below} below): lower --ratio to at most {max(above, below)} samples per side (a ratio above 1 is "
+                f"{below} below): lower `ratio` to at most {max(above, below)} samples per side (a ratio above 1 is "
                 "a count)"
             )
     rng = np.random.default_rng(seed)

@@ -55,7 +55,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def check_out_folder(out: str | os.PathLike[str]) -> None:
     """Refuse an output folder that is an existing file, before any work."""
     if Path(out).exists() and not Path(out).is_dir():
-        raise FacesteerError(f"--out {out} is a file, not a folder")
+        raise FacesteerError(f"`out` {out} is a file, not a folder")
 
 
 def copy_file(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:

@@ -167,7 +167,7 @@ def _check_resumable(root: Path, wanted: dict[str, Any]) -> dict[str, Any] | Non
             examples = ", ".join(sorted(leftovers)[:3])
             raise FacesteerError(
                 f"{root} is not empty and is not a facesteer dataset (it holds {examples}); "
-                "refusing to write into it: choose another --out"
+                "refusing to write into it: choose another `out`"
             )
         return None
     existing = _read_manifest(root)
@@ -175,7 +175,7 @@ def _check_resumable(root: Path, wanted: dict[str, Any]) -> dict[str, Any] | Non
         if existing.get(field) != wanted[field]:
             raise FacesteerError(
                 f"{root} holds a different run ({field}: {json.dumps(existing.get(field))}, asked for "
-                f"{json.dumps(wanted[field])}); refusing to overwrite it: choose another --out or delete it"
+                f"{json.dumps(wanted[field])}); refusing to overwrite it: choose another `out` or delete it"
             )
     return existing
 
@@ -231,7 +231,7 @@ def sample_dataset(
         The finished dataset.
     """
     if num < 1:
-        raise FacesteerError(f"--num must be at least 1, got {num}")
+        raise FacesteerError(f"`num` must be at least 1, got {num}")
     if chunk_size < 1 or batch_size < 1:
         raise FacesteerError("chunk size and batch size must be at least 1")
     check_scorer_fits(generator, scorer, force_scorer)

@@ -92,7 +92,7 @@ def require_model_file(name: str, directory: str | os.PathLike[str] | None = Non
     status = file_status(name, folder)
     if status == "missing":
         raise FacesteerError(
-            f"model file {name} not found in {folder}; put it there (or point --models / {ENV_VAR} at the "
+            f"model file {name} not found in {folder}; put it there (or point `models` / {ENV_VAR} at the "
             f"folder holding it). Get it from {spec.source}"
         )
     if status != "ok":

@@ -61,7 +61,7 @@ def load_scorer(
     if name not in SCORERS:
         raise FacesteerError(f"unknown scorer {name!r}; available: {', '.join(sorted(SCORERS))}")
     if predictor_weights is not None and name != "predictor":
-        raise FacesteerError(f"predictor weights are for --scorer predictor, not {name}")
+        raise FacesteerError(f"predictor weights are for `scorer` predictor, not {name}")
     if workers > 1 and name in MULTIPROCESS_SCORERS:  # the predictor is one batched network: no workers
         for required in SCORER_FILES.get(name, ()):  # fail here, with a clear message, not inside a worker
             require_model_file(required, models)

@@ -161,8 +161,8 @@ def check_scorer_fits(
         )
     raise FacesteerError(
         f"the {name} scorer is for faces of generator {made_for} only, not {wanted} (on other faces its scores "
-        f"may be meaningless); use --scorer teachers, or distil a predictor for it with `facesteer train-predictor "
-        f"--generator {wanted}` on teacher-scored runs of it, or pass --force to score anyway"
+        f"may be meaningless); use `scorer` teachers, or distil a predictor for it with `facesteer train-predictor "
+        f"--generator {wanted}` on teacher-scored runs of it, or pass `force` to score anyway"
     )
 
 

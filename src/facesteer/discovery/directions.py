@@ -217,7 +217,7 @@ def load_direction_set(folder: str | os.PathLike[str] | None, generator: str) ->
         have = shipped.shipped_for("directions")
         raise FacesteerError(
             f"no directions are shipped for {generator} (shipped for: {', '.join(have) or 'none'}); "
-            "give --directions FOLDER (from `facesteer discover ...` and `facesteer label`)"
+            "give `directions`, a folder made by `facesteer discover ...` and `facesteer label`"
         )
     return Directions.load(packaged)
 

@@ -99,7 +99,7 @@ class DiscoveryOptions:
         if self.method not in METHODS:
             raise FacesteerError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if (self.method in STAGE_TWO) != (self.start is not None):
-            need = "needs --from, an SDD run's folder" if self.method in STAGE_TWO else "starts afresh (no --from)"
+            need = "needs `start`, an SDD run's folder" if self.method in STAGE_TWO else "starts afresh (no `start`)"
             raise FacesteerError(f"{self.method} {need}")
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
             raise FacesteerError("steps, batch size and checkpoint interval must be >= 1")
@@ -224,7 +224,7 @@ class LatentDiscovery:
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise FacesteerError(f"{path} is corrupt: {error}") from None
             if recorded != json.loads(json.dumps(self._identity())):
-                raise FacesteerError(f"{self.out} holds a run with other options or generator; use a new --out")
+                raise FacesteerError(f"{self.out} holds a run with other options or generator; use a new `out`")
         else:
             write_json(path, self._identity())
 

@@ -173,7 +173,7 @@ def evaluate_run(
         recorded = (dataset.manifest.get("scorer") or {}).get("name", "its own labels")
         raise FacesteerError(f"{run} was scored for {', '.join(dataset.attributes)} ({recorded}), but scorer "
                              f"{scorer.name} measures {', '.join(scorer.attributes)}: evaluate it with the scorer it "
-                             "was sampled with (--scorer)")  # fmt: skip
+                             "was sampled with (`scorer`)")  # fmt: skip
     root = Path(run)
     scorer_warning = check_scorer_fits(dataset.manifest["generator"], scorer, force_scorer)
     generator = load_generator_for(dataset.manifest["generator"])

@@ -154,7 +154,7 @@ class Generator(ABC):
         Raises:
             FacesteerError: the generator cannot be tuned (implemented for StyleGAN2 only).
         """
-        raise FacesteerError(f"pivotal tuning (--method pti) is implemented for StyleGAN2 generators, not {self.name}")
+        raise FacesteerError(f"pivotal tuning (`method` pti) is implemented for StyleGAN2 generators, not {self.name}")
 
     def code_weights(self, layers: Sequence[int] | None = None) -> np.ndarray:
         """The weights through which a code enters the network linearly, for SeFa's closed-form factorisation.

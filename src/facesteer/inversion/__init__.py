@@ -122,7 +122,7 @@ def invert(
     if method not in METHODS:
         raise FacesteerError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
     if tuning is not None and method != "pti":
-        raise FacesteerError(f"a tuning recipe applies to --method pti, not {method}")
+        raise FacesteerError(f"a tuning recipe applies to `method` pti, not {method}")
     resolution = generator.resolution
     if pictures.ndim != 4 or pictures.shape[1:] != (resolution, resolution, 3) or pictures.dtype != np.uint8:
         raise FacesteerError(

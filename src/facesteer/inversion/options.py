@@ -90,18 +90,20 @@ def resolve_recipe(
         raise FacesteerError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     chosen = RECIPES[recipe]
     if recipe == "nfe" and space not in (None, "z"):
-        raise FacesteerError("the nfe recipe optimises z: leave --space out or use --recipe facesteer")
+        raise FacesteerError("the nfe recipe optimises z: leave `space` out or use `recipe` facesteer")
     if space is None:
         space = chosen.space if chosen.space in generator.spaces else generator.edit_space
     if space not in generator.spaces:
         raise FacesteerError(f"generator {generator.name} has no latent space {space!r}; it has {generator.spaces}")
     if method != "optim" and space == "z" and generator.edit_space != "z":
         raise FacesteerError(
-            f"an encoder of {generator.name} predicts w, which cannot start an optimisation in z: use --method "
+            f"an encoder of {generator.name} predicts w, which cannot start an optimisation in z: use `method` "
             "optim for z (NFE's recipe starts from z = 0) or a w/wp space"
         )
     if method == "encoder" and (steps is not None or learning_rate is not None):
-        raise FacesteerError("--method encoder runs no optimisation: drop --steps and --lr, or use --method hybrid")
+        raise FacesteerError(
+            "`method` encoder runs no optimisation: drop `steps` and `learning_rate`, or use `method` hybrid"
+        )
     changes = {"space": space} if method == "pti" else {"space": space, "steps": steps, "learning_rate": learning_rate}
     return chosen.with_changes(**{k: v for k, v in changes.items() if v is not None})
 
@@ -138,12 +140,12 @@ def encoder_for(
     """
     if method == "optim":
         if path is not None:
-            raise FacesteerError("--method optim starts from the mean code and uses no encoder: drop --encoder, or "
-                                 "use --method hybrid to start from the encoder's code")  # fmt: skip
+            raise FacesteerError("`method` optim starts from the mean code and uses no encoder: drop "
+                                 "`encoder_file`, or use `method` hybrid to start from the encoder's code")  # fmt: skip
         return None
     if path is None and not encoder_weights(generator.name).is_file():
         raise FacesteerError(
-            f"no encoder is shipped for {generator.name}: use --method optim, pass --encoder FILE, or train one "
+            f"no encoder is shipped for {generator.name}: use `method` optim, pass `encoder_file`, or train one "
             f"(`facesteer train-encoder --generator {generator.name} --out runs/encoder`, then --encoder "
             "runs/encoder/encoder.safetensors)"
         )

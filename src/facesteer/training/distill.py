@@ -78,13 +78,13 @@ def runs_generator(
         FacesteerError: the runs come from different generators, or from another one than ``generator``.
     """
     if not runs:
-        raise FacesteerError("give at least one teacher-scored run to learn from (--data RUN)")
+        raise FacesteerError("give at least one teacher-scored run to learn from (`data`)")
     found = {str(run): generator_id(LatentDataset(run).manifest["generator"]) for run in runs}
     names = sorted(set(found.values()))
     if len(names) > 1:
         listing = "; ".join(f"{run}: {name}" for run, name in found.items())
         raise FacesteerError(
-            f"the --data runs were sampled with different generators ({listing}); a predictor is distilled for "
+            f"the `data` runs were sampled with different generators ({listing}); a predictor is distilled for "
             "one generator: give runs of one generator"
         )
     wanted = generator_id(generator) if generator is not None else names[0]
@@ -380,7 +380,7 @@ def train_predictor(
     """
     out = Path(out)
     if out.suffix != ".safetensors":
-        raise FacesteerError(f"--out must end in .safetensors, got {out}")
+        raise FacesteerError(f"`out` must end in .safetensors, got {out}")
     made_for = runs_generator(data_runs, generator, eval_run)
     images, scores = load_teacher_runs(data_runs, progress)
     network, training = train_network(images, scores, epochs, batch_size, learning_rate, seed, progress)

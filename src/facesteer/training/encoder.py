@@ -107,15 +107,15 @@ def train_encoder(
         try:
             recorded = json.loads(options_file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise FacesteerError(f"{options_file} is corrupt: remove the folder or choose another --out") from None
+            raise FacesteerError(f"{options_file} is corrupt: remove the folder or choose another `out`") from None
         if recorded != wanted:
-            raise FacesteerError(f"{out} holds another training run (options differ): choose another --out")
+            raise FacesteerError(f"{out} holds another training run (options differ): choose another `out`")
     photos = None
     if data is not None:  # read (and refused) before anything is written
         paths = list_images(data)[:real_limit]
         photos = load_images(paths, generator.resolution, progress=progress, desc="reading photos")
         if len(photos) < options.real_per_step:
-            raise FacesteerError(f"{data} holds {len(photos)} photos, fewer than --real-per-step")
+            raise FacesteerError(f"{data} holds {len(photos)} photos, fewer than `real_per_step`")
 
     torch.manual_seed(options.seed)
     space = generator.edit_space
@@ -133,8 +133,8 @@ def train_encoder(
         restore_state(tensors, {"encoder": encoder}, {"adam": optimizer})
         step = int(metadata["step"])
         if step > options.steps:
-            raise FacesteerError(f"{out} has trained {step} steps already, more than --steps {options.steps}: give "
-                                 f"--steps {step} or more, or choose another --out")  # fmt: skip
+            raise FacesteerError(f"{out} has trained {step} steps already, more than `steps` {options.steps}: give "
+                                 f"`steps` {step} or more, or choose another `out`")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     write_json(options_file, wanted)
     _truncate_log(log_file, step)  # steps logged after the last checkpoint are run again

@@ -66,7 +66,7 @@ class FeatureNetwork(nn.Module):
         super().__init__()
         self.spec = FEATURE_NETWORKS[check_feature_network(name)]
         if precision not in ("fp32", "bf16"):
-            raise FacesteerError(f"--precision must be fp32 or bf16, got {precision!r}")
+            raise FacesteerError(f"`precision` must be fp32 or bf16, got {precision!r}")
         self.name, self.feature_resolution, self.precision = name, feature_resolution, precision
         self.features = trunk_features(name)[: self.spec.taps[-1] + 1]
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1), persistent=False)

@@ -59,7 +59,7 @@ def train_quality(
     """
     out = Path(out)
     if out.suffix != ".safetensors":
-        raise FacesteerError(f"--out must end in .safetensors, got {out}")
+        raise FacesteerError(f"`out` must end in .safetensors, got {out}")
     started = time.perf_counter()
     train_paths, held_paths = split_photos(data)
     real = load_images(train_paths, generator.resolution, progress, desc=f"reading {Path(data).name}")

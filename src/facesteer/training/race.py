@@ -44,7 +44,7 @@ def train_race(
     """
     out = Path(out)
     if out.suffix != ".safetensors":
-        raise FacesteerError(f"--out must end in .safetensors, got {out}")
+        raise FacesteerError(f"`out` must end in .safetensors, got {out}")
     started = time.perf_counter()
     faces = utkface_faces(data)
     if len(faces) < 50:

@@ -110,19 +110,19 @@ class TrainingOptions:
     def __post_init__(self) -> None:
         self.data = (self.data,) if isinstance(self.data, str) else tuple(str(folder) for folder in self.data)
         if not self.data:
-            raise FacesteerError("--data: give at least one folder of images")
+            raise FacesteerError("`data`: give at least one folder of images")
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
-            raise FacesteerError(f"--resolution must be a power of two, 8 or more, got {self.resolution}")
+            raise FacesteerError(f"`resolution` must be a power of two, 8 or more, got {self.resolution}")
         unknown = [name for name in self.augment if name not in TRANSFORMS]
         if unknown:
-            raise FacesteerError(f"unknown --augment {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)} or none")
+            raise FacesteerError(f"unknown `augment` {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)} or none")
         if self.discriminator not in DISCRIMINATORS:
             raise FacesteerError(
-                f"--discriminator must be one of {', '.join(DISCRIMINATORS)}, got {self.discriminator!r}"
+                f"`discriminator` must be one of {', '.join(DISCRIMINATORS)}, got {self.discriminator!r}"
             )
         check_feature_network(self.features)
         if self.precision not in ("fp32", "bf16"):
-            raise FacesteerError(f"--precision must be fp32 or bf16, got {self.precision!r}")
+            raise FacesteerError(f"`precision` must be fp32 or bf16, got {self.precision!r}")
         self.device = resolve_device(self.device)
 
     @property
@@ -227,7 +227,7 @@ class Trainer:
             if stored != identity:
                 changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
                 raise FacesteerError(
-                    f"{self.out} holds a run with other options ({', '.join(changed)}); use a new --out folder"
+                    f"{self.out} holds a run with other options ({', '.join(changed)}); use a new `out` folder"
                 )
             return True
         if not self.out.is_dir():
@@ -237,7 +237,7 @@ class Trainer:
         files = list(self.out.iterdir())
         leftovers = [p for p in files if p.is_file() and (p.name == cache or p.name.startswith(f".{cache}."))]
         if len(leftovers) < len(files):
-            raise FacesteerError(f"{self.out} is not empty and holds no training run; use a new --out folder")
+            raise FacesteerError(f"{self.out} is not empty and holds no training run; use a new `out` folder")
         for leftover in leftovers:  # its --data may differ from this run's
             leftover.unlink()
         return False
@@ -529,7 +529,7 @@ def export_trained_generator(
     if not source.is_file():
         raise FacesteerError(f"{run} has no exported generator yet (run train-gan to a snapshot first)")
     if out_dir.resolve() == run.resolve():
-        raise FacesteerError("--out-dir is the run folder itself: export to another folder")
+        raise FacesteerError("`out_dir` is the run folder itself: export to another folder")
     try:
         options = json.loads((run / "training.json").read_text())
         log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
