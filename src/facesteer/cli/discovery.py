@@ -167,7 +167,7 @@ def label(
         traversal_table,
         traverse_scores,
     )
-    from facesteer.evaluation.directions import boundary_cosines, check_boundary_folder, label_figures
+    from facesteer.evaluation.directions import check_boundary_folder, direction_boundary_cosines, label_figures
 
     model = load_generator(generator)
     found = Directions.load(directions_path)
@@ -189,7 +189,7 @@ def label(
         attributes = tuple(measure.attributes) + (("identity",) if identity else ())
     table = traversal_table(scores, attributes, reach)
     named = named_directions(found, table, indices)
-    cosines = boundary_cosines(named, boundaries) if boundaries else {}
+    cosines = direction_boundary_cosines(named, boundaries) if boundaries else {}
     named = named.with_info(num=num, scorer=scorer, seed=seed, boundary_cosines=cosines)
     named.save(out)
     label_figures(model, named, table, out, seed=seed)

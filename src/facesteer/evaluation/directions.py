@@ -33,7 +33,7 @@ def check_boundary_folder(folder: str | os.PathLike[str], directions: Directions
         raise FacesteerError(f"{folder} holds no {directions.space} boundaries ({named}, as train-boundary names them)")
 
 
-def boundary_cosines(named: Directions, folder: str | os.PathLike[str]) -> dict[str, float]:
+def direction_boundary_cosines(named: Directions, folder: str | os.PathLike[str]) -> dict[str, float]:
     """attribute -> cosine of the direction named after it with the boundary of that attribute in ``folder``
     (``ATTR.npy`` for Z, ``ATTR_w.npy`` for W, as ``train-boundary`` names them), where one exists for the same
     generator and space."""
