@@ -3,6 +3,7 @@ them skip, naming the folder, if they are absent."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +77,15 @@ def one_line_error(result: Result, *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("facesteer: error:"), result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def deep_png(width: int = 6600, height: int = 6000) -> bytes:
+    """A 16-bit grey PNG of width x height (39.6 megapixels by default) in under 100 KB: every row alike."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    rows = zlib.compressobj(9)
+    data = b"".join(rows.compress(b"\0" + b"\x80\x00" * width) for _ in range(height)) + rows.flush()
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")

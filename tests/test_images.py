@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from PIL import Image
 
 from facesteer.errors import FacesteerError
 from facesteer.images import MAX_DECODED_PIXELS, MAX_JPEG_SCANS, decode_image
+from tests.conftest import deep_png
 
 
 def jpeg(width: int, height: int, **options) -> bytes:
@@ -93,16 +93,7 @@ def test_sixteen_bit_pixels_are_scaled_not_clipped():
 def test_a_large_sixteen_bit_png_costs_little_memory(tmp_path):
     """An 88 KB 16-bit 40-megapixel PNG peaked at +1.1 GiB (a float64 copy of every pixel)."""
     path = tmp_path / "deep.png"
-    header = b"\x89PNG\r\n\x1a\n"
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-
-    width, height = 6600, 6000  # 39.6 MP, grey, 16 bits
-    rows = zlib.compressobj(9)
-    data = b"".join(rows.compress(b"\0" + b"\x80\x00" * width) for _ in range(height)) + rows.flush()
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, 0, 0, 0, 0])
-    path.write_bytes(header + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    path.write_bytes(deep_png(6600, 6000))  # 39.6 MP, grey, 16 bits
     assert path.stat().st_size < 1_000_000
     script = (
         "import resource, sys\n"

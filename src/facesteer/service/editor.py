@@ -42,6 +42,7 @@ from facesteer.images import decode_image, encode_png
 from facesteer.inversion import BALANCED_RECIPE, FAST_RECIPE, Recipe, convert_codes, invert
 from facesteer.inversion.encoder import InversionEncoder, encoder_weights, load_encoder
 from facesteer.inversion.prior import LatentPrior
+from facesteer.memory import limit_malloc_arenas, release_freed_memory
 from facesteer.perceptual import load_lpips
 from facesteer.service.batching import RenderQueue, ServiceBusyError, compiled_shapes
 from facesteer.service.limits import RateLimit
@@ -165,6 +166,9 @@ class EditorService:
         compile_synthesis: render with the generator compiled by ``torch.compile``
             (:mod:`facesteer.generators.compiled`) once :meth:`warm_up` (call it before serving) has compiled it; if
             compiling fails, rendering stays eager and ``compile_problem`` says why.
+
+    Making one limits the process's malloc arenas (:func:`facesteer.memory.limit_malloc_arenas`), so that the memory
+    a large upload frees is shared by the server's threads and handed back after it.
     """
 
     def __init__(
@@ -179,6 +183,7 @@ class EditorService:
         recipe: Recipe | None = None,
         compile_synthesis: bool = False,
     ) -> None:
+        limit_malloc_arenas()  # before the server's threads make arenas of their own
         self.generator, self.controls = generator, {c.name: c for c in controls}
         self.encoder, self.models = encoder, models
         self.edit_space, self.render_space = generator.edit_space, render_space(generator)
@@ -324,6 +329,7 @@ class EditorService:
         finally:
             with self._upload_count_lock:
                 self._uploads_pending -= 1
+            release_freed_memory()  # the decoded picture's peak, kept by this worker thread's malloc arena
         codes = convert_codes(self.generator, torch.from_numpy(result.codes), result.space, self.render_space)
         code = codes.numpy()[0].astype(np.float32)
         origin = {"kind": "upload", "method": self.method, "seconds": round(result.seconds, 3)}
