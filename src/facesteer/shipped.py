@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+
 #: the package's weights folder
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -67,6 +69,27 @@ def scorer_file(name: str) -> Path:
 
 #: how far apart dlib's descriptors of one person lie (check-identity)
 IDENTITY_CALIBRATION_FILE = WEIGHTS_DIR / "identity-calibration.json"
+
+
+def recorded_weights(generator: str) -> dict[str, str | None]:
+    """What each file shipped for ``generator`` says it was made from (``generator_weights``: the weights identity
+    of :func:`facesteer.generators.base.weights_identity`), by its name in the weights folder; None where a file
+    records nothing. The card of a StyleGAN2, its quality model, encoder, boundaries and named directions."""
+    recorded: dict[str, str | None] = {}
+    for card in (WEIGHTS_DIR / f"{generator}.json", quality_file(generator).with_suffix(".json")):
+        if card.is_file():
+            recorded[card.name] = json.loads(card.read_text()).get("generator_weights")
+    for network in (quality_file(generator), encoder_file(generator)):
+        if network.is_file():
+            with safe_open(network, "pt") as handle:
+                card = json.loads((handle.metadata() or {}).get("card", "{}"))
+            recorded[network.name] = card.get("generator_weights")
+    for folder in (boundaries_folder(generator), directions_folder(generator)):
+        if (folder / "directions.json").is_file():
+            recorded[f"{folder.name}/directions.json"] = json.loads((folder / "directions.json").read_text()).get(
+                "generator_weights"
+            )
+    return recorded
 
 
 def shipped_for(kind: str) -> list[str]:

@@ -126,8 +126,17 @@ class Directions:
         kept = ("run", "train_accuracy", "validation_accuracy", "all_accuracy", "counts", "ratio")
         sources = [{"attribute": b.attribute, "conditions": list(b.conditions),  # (the sidecar's, not in info)
                     **{k: b.info[k] for k in kept if k in b.info}} for b in boundaries]  # fmt: skip
+        info: dict[str, Any] = {"boundaries": sources}
+        weights = {b.info["generator_weights"] for b in boundaries if b.info.get("generator_weights")}
+        if len(weights) > 1:
+            made_from = ", ".join(sorted(weights))
+            raise FacesteerError(
+                f"boundaries of {first.generator} made from different weights ({made_from}) do not make one set"
+            )
+        if weights and all(b.info.get("generator_weights") for b in boundaries):
+            info["generator_weights"] = weights.pop()  # what every boundary was made from
         return cls(vectors, "interfacegan", first.generator or "unknown", first.space,
-                   names=[b.attribute for b in boundaries], info={"boundaries": sources})  # fmt: skip
+                   names=[b.attribute for b in boundaries], info=info)  # fmt: skip
 
     def named(self, names: list[str]) -> Directions:
         """The same directions with these names."""

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from facesteer.discovery.directions import Directions, canonical_signs
 from facesteer.errors import FacesteerError
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, weights_identity
 
 DEFAULT_SAMPLES = 300_000
 DEFAULT_COMPONENTS = 64
@@ -93,6 +93,7 @@ def ganspace(
         "explained_variance": pca.explained_variance_.tolist(),
         "std": np.sqrt(pca.explained_variance_).tolist(),
         "features": int(pca.components_.shape[1]),
+        "generator_weights": weights_identity(generator.config()),
     }
     return Directions(canonical_signs(vectors), "ganspace", generator.name, space,
                       values=pca.explained_variance_ratio_, info=info)  # fmt: skip

@@ -45,7 +45,7 @@ from facesteer.discovery.hessian_penalty import hessian_penalty
 from facesteer.discovery.orojar import orojar_penalty
 from facesteer.errors import FacesteerError
 from facesteer.files import write_json
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, weights_identity
 from facesteer.resumable import read_checkpoint, restore_state, state_tensors, write_checkpoint
 
 METHODS = ("sdd", "shp", "hdp", "dth", "dtj")
@@ -322,7 +322,12 @@ class LatentDiscovery:
 
     def directions(self) -> Directions:
         """A's columns as a direction set (in the order of the matrix's columns)."""
-        info = {"steps": self.step, "seconds": round(self.seconds, 1), "options": asdict(self.options)}
+        info = {
+            "steps": self.step,
+            "seconds": round(self.seconds, 1),
+            "options": asdict(self.options),
+            "generator_weights": weights_identity(self.generator.config()),
+        }
         return Directions(self.current().detach().cpu().numpy().T, self.options.method, self.generator.name,
                           self.space, info=info)  # fmt: skip
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from facesteer.discovery.directions import Directions, canonical_signs
 from facesteer.errors import FacesteerError
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, weights_identity
 
 
 def unit_columns(weight: np.ndarray) -> np.ndarray:
@@ -60,5 +60,5 @@ def sefa(generator: Generator, layers: Sequence[int] | None = None) -> Direction
     directions, values = factorize_weight(weight)
     space = generator.edit_space
     chosen = None if layers is None or space == "z" else sorted(set(layers))
-    return Directions(directions, "sefa", generator.name, space, layers=chosen, values=values,
-                      info={"columns": int(weight.shape[1])})  # fmt: skip
+    info = {"columns": int(weight.shape[1]), "generator_weights": weights_identity(generator.config())}
+    return Directions(directions, "sefa", generator.name, space, layers=chosen, values=values, info=info)

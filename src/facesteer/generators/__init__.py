@@ -8,7 +8,7 @@ from pathlib import Path
 
 from facesteer.checkpoints import describe_checkpoint, load_torch_file
 from facesteer.errors import FacesteerError
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, weights_identity
 from facesteer.generators.dcgan import DCGANFaceGenerator
 from facesteer.generators.pggan import PGGANGenerator, PGGANNetwork
 from facesteer.generators.stylegan import StyleGANGenerator, StyleGANNetwork
@@ -73,12 +73,6 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR) -> Generator:
     )
 
 
-def _weights_identity(config: dict) -> tuple:
-    """What says which weights a generator holds: ``source`` (file name, layout and sha256) for checkpoint-based
-    generators, ``weights`` for the DCGAN (the package pin, or a file's sha256)."""
-    return config.get("source"), config.get("weights")
-
-
 def load_generator_for(config: dict) -> Generator:
     """The generator a dataset manifest names (``Generator.config()``), with the recorded truncation.
 
@@ -90,14 +84,14 @@ def load_generator_for(config: dict) -> Generator:
     """
     name, path = config.get("name"), config.get("path")
     generator = load_generator(name) if name in registry() else None
-    if generator is None or _weights_identity(generator.config()) != _weights_identity(config):
+    if generator is None or weights_identity(generator.config()) != weights_identity(config):
         if not (path and Path(path).is_file()):
             raise FacesteerError(f"the generator of this run ({name!r}, file {path}) is not found")
         generator = load_generator(path)
-        if _weights_identity(generator.config()) != _weights_identity(config):
+        if weights_identity(generator.config()) != weights_identity(config):
             raise FacesteerError(
-                f"{path} no longer holds the weights this run was made with ({_weights_identity(config)[0] or ''}"
-                f"{_weights_identity(config)[1] or ''}); it was changed since"
+                f"{path} no longer holds the weights this run was made with ({weights_identity(config) or ''}); it "
+                "was changed since"
             )
     if "truncation_psi" in config:  # always: a file may load with its own (InterFaceGAN's StyleGAN: 0.7, 8 layers)
         generator.set_truncation(config["truncation_psi"], config.get("truncation_cutoff"))

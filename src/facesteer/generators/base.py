@@ -55,6 +55,14 @@ def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     return to_uint8_tensor(images).cpu().numpy()
 
 
+def weights_identity(config: dict) -> str | None:
+    """What says which weights a generator holds, from its ``config()``: ``source`` (file name, layout and sha256)
+    for checkpoint-based generators, ``weights`` for the DCGAN (the package pin, or a file's sha256). Everything
+    made from a generator (a run, a boundary, a direction set, a quality model, an encoder) records it, so what
+    was made from other weights can be told apart."""
+    return config.get("source") or config.get("weights")
+
+
 class Generator(ABC):
     """A pretrained face generator.
 

@@ -33,7 +33,7 @@ from facesteer.attributes.quality import QualityScorer, quality_weights
 from facesteer.datasets import list_images, load_images
 from facesteer.errors import FacesteerError
 from facesteer.files import check_out_folder, write_json
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, weights_identity
 from facesteer.generators.ops import uint8_to_unit
 from facesteer.inversion.encoder import Encoder, save_encoder
 from facesteer.inversion.prior import LatentPrior
@@ -187,6 +187,7 @@ def train_encoder(
     write_json(out / "time.json", {"seconds_last_session": round(time.perf_counter() - started, 1), "step": step})
     card = {
         "generator": generator.name,
+        "generator_weights": weights_identity(generator.config()),
         "space": space,
         "steps": options.steps,
         "options": options.identity(),

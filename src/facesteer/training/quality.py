@@ -22,7 +22,7 @@ from tqdm import tqdm
 from facesteer.attributes.quality import RealismNet, realism_logits
 from facesteer.datasets import evenly_spaced, list_images, load_images
 from facesteer.errors import FacesteerError
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, weights_identity
 from facesteer.stats import auroc
 from facesteer.training.classifier import fit_classifier, half_state, save_classifier
 
@@ -78,6 +78,7 @@ def train_quality(
     held_labels = np.r_[np.ones(len(real_held), bool), np.zeros(len(fake_held), bool)]
     card = {
         "generator": generator.name,
+        "generator_weights": weights_identity(generator.config()),
         "data": str(data),
         "photos": {"train": len(real), "held_out": len(real_held)},
         "samples": {"train": len(fake), "held_out": len(fake_held), "seed": seed},

@@ -11,6 +11,7 @@ import numpy as np
 
 from facesteer.boundaries import Boundary, train_boundary
 from facesteer.errors import FacesteerError
+from facesteer.generators.base import weights_identity
 from facesteer.latents import LatentDataset
 
 
@@ -62,6 +63,7 @@ def train_run_boundary(
             "split": split,
             "seed": seed,
             "run": str(dataset.root),
+            "generator_weights": weights_identity(dataset.manifest["generator"]),
             **(info or {}),
         },
     )

@@ -47,7 +47,7 @@ from facesteer.errors import FacesteerError
 from facesteer.evaluation.generative import Embeddings, frechet_of_embeddings, generator_images, quality, real_images
 from facesteer.fid import dataset_statistics, fid_of_generator, generator_fid, reference_size
 from facesteer.files import atomic_path, check_out_folder, copy_file, write_json
-from facesteer.generators.base import to_uint8_images
+from facesteer.generators.base import to_uint8_images, weights_identity
 from facesteer.generators.ops import uint8_to_unit
 from facesteer.generators.stylegan2 import estimate_w_avg, load_stylegan2_file, save_safetensors
 from facesteer.generators.stylegan2_network import Discriminator, StyleGAN2Config, StyleGAN2Network
@@ -568,7 +568,8 @@ def export_trained_generator(
         },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    copy_file(source, out_dir / f"{name}.safetensors")
+    shipped = copy_file(source, out_dir / f"{name}.safetensors")
+    card["generator_weights"] = weights_identity(load_stylegan2_file(shipped, name=name).config())  # as shipped
     write_json(out_dir / f"{name}.json", card)
     with atomic_path(out_dir / f"{name}.md") as temporary:
         temporary.write_text(generator_card_markdown(card))

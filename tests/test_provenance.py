@@ -1,0 +1,36 @@
+"""Everything shipped for a generator was made from the weights shipped beside it: each file records the weights
+identity of the generator it was made from, and a generator replaced without its artefacts fails here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facesteer import shipped
+from facesteer.boundaries import Boundary
+from facesteer.discovery import Directions
+from facesteer.errors import FacesteerError
+from facesteer.generators import load_generator
+from facesteer.generators.base import weights_identity
+
+
+@pytest.mark.parametrize("name", ["dcgan-digiface64", *shipped.generator_cards()])
+def test_every_file_shipped_for_a_generator_was_made_from_its_shipped_weights(name):
+    identity = weights_identity(load_generator(name).config())
+    recorded = shipped.recorded_weights(name)
+    assert recorded, f"nothing shipped for {name}"
+    assert {file: made_from for file, made_from in recorded.items() if made_from != identity} == {}
+
+
+def test_a_set_of_boundaries_made_from_different_weights_is_refused():
+    def boundary(attribute: str, weights: str) -> Boundary:
+        return Boundary(np.eye(4, dtype=np.float32)[:1], attribute, "w", "g", info={"generator_weights": weights})
+
+    same = Directions.from_boundaries(
+        [boundary("age", "g.safetensors (sha256 1)"), boundary("smile", "g.safetensors (sha256 1)")]
+    )
+    assert same.info["generator_weights"] == "g.safetensors (sha256 1)"
+    with pytest.raises(FacesteerError, match="made from different weights"):
+        Directions.from_boundaries(
+            [boundary("age", "g.safetensors (sha256 1)"), boundary("smile", "g.safetensors (sha256 2)")]
+        )
