@@ -30,8 +30,8 @@ demo: install
 	$(BIN)/facesteer demo --out runs/demo
 
 lint: install
-	$(BIN)/ruff check src tests bench docs
-	$(BIN)/ruff format --check src tests bench docs
+	$(BIN)/ruff check src tests bench docs scripts
+	$(BIN)/ruff format --check src tests bench docs scripts
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not reachable offline): it is
 # installed here where we may (apt-get as root or with passwordless sudo); otherwise make test stops with the one
