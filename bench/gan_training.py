@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,19 +44,35 @@ BASE = dict(
     r1_gamma=0.05, fid_num=0,
 )  # fmt: skip
 BF16 = {"precision": "bf16"}
+ALEXNET = {"discriminator": "projected", "features": "alexnet", "feature_resolution": 128, **BF16}
 RECIPES: dict[str, dict] = {
     "stylegan2": {},
     "stylegan2-bf16": BF16,
     "projected-vgg16-bf16": {"discriminator": "projected", "features": "vgg16", **BF16},
-    "projected-alexnet-bf16": {"discriminator": "projected", "features": "alexnet", "feature_resolution": 128, **BF16},
+    "projected-alexnet-bf16": ALEXNET,
     "both-vgg16-bf16": {"discriminator": "both", "features": "vgg16", **BF16},
     "both-alexnet-bf16": {"discriminator": "both", "features": "alexnet", "feature_resolution": 128, **BF16},
     "stylegan2-narrow": {"channel_base": 1024, "channel_max": 128},  # today's shipped width
+    # a branch of the long projected run (`init_from` its state when the branch first runs): does StyleGAN2's own
+    # discriminator beside the projected one widen what it draws (recall) per CPU-hour from there on?
+    "both-alexnet-bf16-branch": {**ALEXNET, "discriminator": "both", "branch": "projected-alexnet-bf16"},
 }
 
 
+def branch_start(name: str, runs: Path) -> str:
+    """A branch's starting point: its source run's state when the branch first ran (copied, so it stays put)."""
+    start = runs / f"{name}.init.safetensors"
+    if not start.is_file():
+        shutil.copyfile(runs / RECIPES[name]["branch"] / "portable.safetensors", start)
+    return str(start)
+
+
 def train(name: str, runs: Path, cpu_hours: float, snapshot_kimg: float) -> Trainer:
-    options = TrainingOptions(**(BASE | RECIPES[name]), snapshot_kimg=snapshot_kimg)
+    recipe = dict(RECIPES[name])
+    if "branch" in recipe:
+        recipe["init_from"] = branch_start(name, runs)
+        del recipe["branch"]
+    options = TrainingOptions(**(BASE | recipe), snapshot_kimg=snapshot_kimg)
     trainer = Trainer(options, runs / name)
     while trainer.cpu_seconds < cpu_hours * 3600:
         trainer.options.kimg = round(trainer.images_seen / 1000 + snapshot_kimg, 3)

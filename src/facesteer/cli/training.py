@@ -70,6 +70,9 @@ def train_gan(
         None, "--feature-resolution", min=16, help="resize images to this before the feature network (default: as is)"
     ),
     projected_lr: float = typer.Option(0.002, "--projected-lr", min=0.0, help="learning rate of the projected heads"),
+    init_from: Path | None = typer.Option(
+        None, "--init-from", help="a new run starts from this checkpoint of another run (portable.safetensors too)"
+    ),
     precision: str = typer.Option(
         "fp32", "--precision", help="fp32, or bf16: forward passes under bfloat16 autocast (fast with AVX-512 BF16)"
     ),
@@ -99,6 +102,7 @@ def train_gan(
         features=features,
         feature_resolution=feature_resolution,
         projected_lr=projected_lr,
+        init_from=str(init_from) if init_from else None,
         precision=precision,
         snapshot_kimg=snapshot_kimg,
         fid_num=fid_num,

@@ -20,7 +20,9 @@ Everything lives in one output folder:
     OUT/data-RES.npy             the training images, resized once
 
 Running the same command again resumes from the last checkpoint; the same seed gives the same weights whether
-or not the run was interrupted at a snapshot.
+or not the run was interrupted at a snapshot. A new run may start from another run's checkpoint (``init_from``: a
+branch, say the same generator judged by another discriminator): it takes the generator, its average and every
+discriminator both runs have, and carries on its step, times and RNG, so the curves go on where the other's stop.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class TrainingOptions:
     features: str = "vgg16"
     feature_resolution: int | None = None
     projected_lr: float = 0.002
+    init_from: str | None = None  # another run's checkpoint.safetensors or portable.safetensors to start from
     snapshot_kimg: float = 10.0
     fid_num: int = 2000
     fid_reference_num: int | None = None
@@ -123,6 +126,8 @@ class TrainingOptions:
         check_feature_network(self.features)
         if self.precision not in ("fp32", "bf16"):
             raise FacesteerError(f"`precision` must be fp32 or bf16, got {self.precision!r}")
+        if self.init_from is not None:
+            self.init_from = str(Path(self.init_from).resolve())
         self.device = resolve_device(self.device)
 
     @property
@@ -387,21 +392,34 @@ class Trainer:
 
     def _counters(self) -> dict[str, str]:
         return {"step": str(self.step), "best_fid": str(self.best_fid), "seconds": str(self.seconds),
-                "cpu_seconds": str(self.cpu_seconds)}  # fmt: skip
+                "cpu_seconds": str(self.cpu_seconds), "batch_size": str(self.options.batch_size)}  # fmt: skip
 
     def _resume(self) -> None:
-        """From OUT/checkpoint.safetensors, exactly; else from OUT/portable.safetensors, with fresh optimisers."""
+        """From OUT/checkpoint.safetensors, exactly; else from OUT/portable.safetensors, with fresh optimisers; else,
+        for a new run with ``init_from``, from that checkpoint's networks (those this run has too)."""
         path = self.out / "checkpoint.safetensors"
-        portable = not path.is_file()
+        portable, branch = not path.is_file(), False
         if portable:
             path = self.out / "portable.safetensors"
             if not path.is_file():
-                return
+                if self.options.init_from is None:
+                    return
+                path, branch = Path(self.options.init_from), True
         tensors, metadata = read_checkpoint(path)
         tensors = {k: v.float() if v.dtype == torch.float16 else v for k, v in tensors.items()}
-        restore_state(tensors, self._modules(), {} if portable else self._optimizers(), self.device)
+        modules = self._modules()
+        if branch:  # a discriminator the other run did not have starts afresh
+            modules = {name: m for name, m in modules.items() if any(k.startswith(f"{name}.") for k in tensors)}
+            if not {"G", "G_ema"} <= modules.keys():
+                raise FacesteerError(f"`init_from` {path} holds no generator of a facesteer training run")
+        try:
+            restore_state(tensors, modules, {} if portable else self._optimizers(), self.device)
+        except RuntimeError:  # torch's multi-line list of the keys and shapes that differ
+            raise FacesteerError(f"{path} holds networks of another architecture than this run's options") from None
         self.rng.set_state(tensors["rng"])
         self.step = int(metadata["step"])
+        if branch and "batch_size" in metadata:  # a branch with another batch size goes on from the same images seen
+            self.step = int(metadata["step"]) * int(metadata["batch_size"]) // self.options.batch_size
         self.best_fid = float(metadata["best_fid"])
         self.seconds = float(metadata["seconds"]) if "seconds" in metadata else self._logged_seconds()
         self.cpu_seconds = float(metadata.get("cpu_seconds", "nan"))  # unknown for runs that predate it
