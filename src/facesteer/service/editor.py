@@ -183,7 +183,7 @@ class EditorService:
         recipe: Recipe | None = None,
         compile_synthesis: bool = False,
     ) -> None:
-        limit_malloc_arenas()  # before the server's threads make arenas of their own
+        limit_malloc_arenas()  # before the server's threads make arenas of their own (load() did it earlier)
         self.generator, self.controls = generator, {c.name: c for c in controls}
         self.encoder, self.models = encoder, models
         self.edit_space, self.render_space = generator.edit_space, render_space(generator)
@@ -218,6 +218,7 @@ class EditorService:
         """The service for a registered generator with its shipped boundaries, directions and encoder (or the
         sets in the folders given: ``facesteer.discovery.directions`` format). Unless ``compile_synthesis`` is
         given, the generator is compiled where that pays (``Generator.compiles_faster``)."""
+        limit_malloc_arenas()  # before the generator's load starts torch's threads (see facesteer.memory)
         loaded = load_generator(generator)
         if compile_synthesis is None:
             compile_synthesis = loaded.compiles_faster
