@@ -56,11 +56,17 @@ def to_uint8_images(images: torch.Tensor) -> np.ndarray:
 
 
 def weights_identity(config: dict) -> str | None:
-    """What says which weights a generator holds, from its ``config()``: ``source`` (file name, layout and sha256)
-    for checkpoint-based generators, ``weights`` for the DCGAN (the package pin, or a file's sha256). Everything
-    made from a generator (a run, a boundary, a direction set, a quality model, an encoder) records it, so what
-    was made from other weights can be told apart."""
-    return config.get("source") or config.get("weights")
+    """What says which weights a generator holds, from its ``config()``: the layout and sha256 of its ``source``
+    file (``"facesteer, sha256 af65a26eb87cabe5"``, not the file's name: a copy elsewhere holds the same weights)
+    for checkpoint-based generators, ``weights`` for the DCGAN (the package pin, or a file's sha256). What is
+    made from a generator records it (``generator_weights``), so what was made from other weights can be told."""
+    source = config.get("source")
+    if source:
+        name, opening, described = source.rpartition(
+            " ("
+        )  # checkpoints.describe_checkpoint's "NAME (LAYOUT, sha256 X)"
+        return described.removesuffix(")") if opening and name else source
+    return config.get("weights")
 
 
 class Generator(ABC):
