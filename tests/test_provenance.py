@@ -37,9 +37,9 @@ def test_a_set_of_boundaries_made_from_different_weights_is_refused():
 
 
 def test_what_discovery_writes_records_the_weights_it_was_made_from():
-    from facesteer.discovery import sefa
+    from facesteer.discovery.sefa import sefa
 
     generator = load_generator("stylegan2-utkface64")
-    found = sefa.sefa(generator)
+    found = sefa(generator)
     assert found.info["generator_weights"] == weights_identity(generator.config())
     assert weights_identity(generator.config()).startswith("facesteer, sha256 ")  # the layout and hash, no file name
