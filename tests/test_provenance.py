@@ -43,3 +43,17 @@ def test_what_discovery_writes_records_the_weights_it_was_made_from():
     found = sefa(generator)
     assert found.info["generator_weights"] == weights_identity(generator.config())
     assert weights_identity(generator.config()).startswith("facesteer, sha256 ")  # the layout and hash, no file name
+
+
+def test_a_boundary_or_a_set_made_from_other_weights_is_refused():
+    from facesteer.service.editor import load_controls
+
+    generator = load_generator("stylegan2-utkface64")
+    shipped_set = Directions.load(shipped.boundaries_folder(generator.name))
+    shipped_set.boundary("age").check_applies_to(generator, "w")  # the shipped ones fit
+    load_controls(generator, shipped_set, None)
+    other = shipped_set.with_info(generator_weights="facesteer, sha256 0000000000000000")
+    with pytest.raises(FacesteerError, match="made from other weights of stylegan2-utkface64"):
+        other.boundary("age").check_applies_to(generator, "w")
+    with pytest.raises(FacesteerError, match="the attribute set was made from other weights"):
+        load_controls(generator, other, None)

@@ -18,7 +18,7 @@ import numpy as np
 
 from facesteer.errors import FacesteerError
 from facesteer.files import atomic_path, write_json
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, check_made_from
 from facesteer.svm import fit_linear_svm
 
 
@@ -433,7 +433,8 @@ class Boundary:
         both shipped StyleGAN2s have z_dim = w_dim, so a W boundary has the size of a Z code.
 
         Raises:
-            FacesteerError: the boundary was trained on another generator (when its sidecar says which), the
+            FacesteerError: the boundary was trained on another generator or other weights of it (when its sidecar
+                says which), the
                 generator has no such space, the boundary was trained in another space, or its dimension does
                 not fit.
         """
@@ -442,6 +443,7 @@ class Boundary:
                 f"boundary {self.attribute!r} was trained on {self.generator}, not {generator.name}: a direction "
                 "means something only in the latent space it was trained in"
             )
+        check_made_from(self.info.get("generator_weights"), generator, f"boundary {self.attribute!r}")
         if space not in generator.spaces:
             raise FacesteerError(f"{generator.name} has no {space!r} space (it has {', '.join(generator.spaces)})")
         if space not in EDITABLE_SPACES.get(self.space, (self.space,)):

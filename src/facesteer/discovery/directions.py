@@ -102,8 +102,10 @@ class Directions:
     def boundary(self, name_or_index: str | int) -> Boundary:
         """A direction as a :class:`Boundary` (its normal), to edit with what edits boundaries."""
         index = self.index(name_or_index)
-        return Boundary(self.vectors[index : index + 1], self.label(index), self.space, self.generator,
-                        info={"method": self.method, "index": index, "layers": self.layers})  # fmt: skip
+        info = {"method": self.method, "index": index, "layers": self.layers}
+        if self.info.get("generator_weights"):
+            info["generator_weights"] = self.info["generator_weights"]
+        return Boundary(self.vectors[index : index + 1], self.label(index), self.space, self.generator, info=info)
 
     @classmethod
     def from_boundaries(cls, boundaries: list[Boundary]) -> Directions:

@@ -69,6 +69,16 @@ def weights_identity(config: dict) -> str | None:
     return config.get("weights")
 
 
+def check_made_from(recorded: str | None, generator: Generator, what: str) -> None:
+    """Refuse ``what`` (a boundary, a set of directions) made from other weights than ``generator``'s; what records
+    none (made before facesteer recorded it, or published elsewhere) passes."""
+    if recorded is not None and recorded != weights_identity(generator.config()):
+        raise FacesteerError(
+            f"{what} was made from other weights of {generator.name} ({recorded}) than these "
+            f"({weights_identity(generator.config())}): make it again from this generator"
+        )
+
+
 class Generator(ABC):
     """A pretrained face generator.
 

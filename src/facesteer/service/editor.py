@@ -36,7 +36,7 @@ from facesteer.boundaries import project_boundary
 from facesteer.discovery.directions import Directions, shipped_directions_folder
 from facesteer.errors import FacesteerError
 from facesteer.generators import load_generator
-from facesteer.generators.base import Generator
+from facesteer.generators.base import Generator, check_made_from
 from facesteer.generators.compiled import CompiledSynthesis
 from facesteer.images import decode_image, encode_png
 from facesteer.inversion import BALANCED_RECIPE, FAST_RECIPE, Recipe, convert_codes, invert
@@ -130,6 +130,7 @@ def load_controls(generator: Generator, boundaries: Directions | None, direction
             raise FacesteerError(
                 f"{kind} set of {found.generator} in {found.space!r} space cannot edit {generator.name} in {space!r}"
             )
+        check_made_from(found.info.get("generator_weights"), generator, f"the {kind} set")
         taken = {c.name for c in controls}
         for index in range(len(found)):
             if found.names is None or not found.names[index] or found.label(index) in taken:
