@@ -57,3 +57,17 @@ def test_a_boundary_or_a_set_made_from_other_weights_is_refused():
         other.boundary("age").check_applies_to(generator, "w")
     with pytest.raises(FacesteerError, match="the attribute set was made from other weights"):
         load_controls(generator, other, None)
+
+
+def test_a_conditioned_boundary_keeps_the_weights_and_refuses_a_condition_from_others():
+    def boundary(attribute: str, row: int, weights: str | None) -> Boundary:
+        info = {"generator_weights": weights} if weights else {}
+        return Boundary(np.eye(4, dtype=np.float32)[row : row + 1] + 0.1, attribute, "w", "g", info=info)
+
+    conditioned = boundary("age", 0, "facesteer, sha256 1").conditioned_on(boundary("smile", 1, "facesteer, sha256 1"))
+    assert conditioned.info["generator_weights"] == "facesteer, sha256 1"
+    assert boundary("age", 0, "facesteer, sha256 1").conditioned_on(boundary("smile", 1, None)).info == {
+        "generator_weights": "facesteer, sha256 1"
+    }
+    with pytest.raises(FacesteerError, match="made from other weights"):
+        boundary("age", 0, "facesteer, sha256 1").conditioned_on(boundary("smile", 1, "facesteer, sha256 2"))

@@ -397,11 +397,12 @@ class Boundary:
 
     def conditioned_on(self, *conditions: Boundary, info: dict[str, Any] | None = None) -> Boundary:
         """This boundary projected off ``conditions`` (:func:`project_boundary`): it edits this attribute while
-        leaving theirs alone. The result keeps this one's attribute, space and generator and lists every
-        condition's attribute.
+        leaving theirs alone. The result keeps this one's attribute, space, generator and the weights it was made
+        from (``generator_weights``), and lists every condition's attribute.
 
         Raises:
-            FacesteerError: a condition of another space, a boundary already conditioned (projecting it off new
+            FacesteerError: a condition of another space, generator or of other weights of it (where both record
+                theirs), a boundary already conditioned (projecting it off new
                 conditions would undo its orthogonality to the old ones, whose normals it no longer has), or what
                 :func:`project_boundary` refuses.
         """
@@ -421,9 +422,18 @@ class Boundary:
                     f"condition {condition.attribute!r} was trained in {condition.space!r} space, "
                     f"{self.attribute!r} in {self.space!r}: both must be in one space"
                 )
+            made_from = (condition.info.get("generator_weights"), self.info.get("generator_weights"))
+            if None not in made_from and made_from[0] != made_from[1]:
+                raise FacesteerError(
+                    f"condition {condition.attribute!r} was made from other weights ({made_from[0]}) than "
+                    f"{self.attribute!r} ({made_from[1]}): both must come from one generator's weights"
+                )
         normal = project_boundary(self.normal, *(c.normal for c in conditions))
         names = [c.attribute for c in conditions]
-        return Boundary(normal, self.attribute, self.space, self.generator, self.conditions + names, info or {})
+        info = dict(info or {})
+        if self.info.get("generator_weights"):
+            info.setdefault("generator_weights", self.info["generator_weights"])
+        return Boundary(normal, self.attribute, self.space, self.generator, self.conditions + names, info)
 
     def check_applies_to(self, generator: Generator, space: str) -> None:
         """Refuse to move codes of ``space`` of ``generator`` along this boundary unless it was trained there.

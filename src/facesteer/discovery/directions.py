@@ -110,10 +110,13 @@ class Directions:
     @classmethod
     def from_boundaries(cls, boundaries: list[Boundary]) -> Directions:
         """InterFaceGAN boundaries as a set (method ``interfacegan``, each named after its attribute), so they can
-        be traversed and compared like discovered directions.
+        be traversed and compared like discovered directions. The set records the weights its boundaries were made
+        from (``generator_weights``) only when every one of them records them: one that records none cannot vouch
+        for the set.
 
         Raises:
-            FacesteerError: no boundaries, or boundaries of different generators or spaces.
+            FacesteerError: no boundaries, or boundaries of different generators or spaces, or made from different
+                weights.
         """
         if not boundaries:
             raise FacesteerError("no boundaries given")
